@@ -1,0 +1,168 @@
+"""The `wenzhen` command line: chat, simulate, serve, dashboard and rules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from bot.config import ConfigError, Settings, load_settings
+from safety import DataFileError
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _rules_or_exit(settings: Settings) -> Any:
+    from dialog.ruleset import load_rules
+
+    try:
+        return load_rules(settings.rules_dir)
+    except DataFileError as exc:
+        click.echo(f"the rules in {settings.rules_dir} do not validate; not starting:", err=True)
+        for error in exc.errors:
+            click.echo(f"  {error}", err=True)
+        sys.exit(1)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """wenzhen (问诊): a triage consultation bot. Without a subcommand: serve Telegram when
+    TELEGRAM_BOT_TOKEN is set, otherwise open a consultation in this terminal."""
+    if ctx.invoked_subcommand is None:
+        settings = _settings()
+        if settings.telegram_bot_token is not None:
+            ctx.invoke(serve)
+        else:
+            ctx.invoke(chat)
+
+
+@cli.command()
+@click.option("--lang", type=click.Choice(["zh", "en"]), default=None, help="Language to start in.")
+def chat(lang: str | None) -> None:
+    """A consultation in the terminal, on the embedded defaults."""
+    settings = _settings(language=lang)
+    logging.basicConfig(level=logging.WARNING)
+    rules = _rules_or_exit(settings)
+
+    async def run() -> None:
+        from bot.app import build_service, open_store
+        from bot.terminal import chat as terminal_chat
+
+        async with open_store(settings) as store:
+            await terminal_chat(build_service(settings, rules, store), lang=lang)
+
+    asyncio.run(run())
+
+
+@cli.command()
+@click.argument("cases", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write one result line per case (JSON Lines).",
+)
+@click.option(
+    "--unknown",
+    type=click.Choice(["unsure", "no"]),
+    default="unsure",
+    help="How the simulated patient answers what the case does not say.",
+)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Rules directory (default: the live rules).",
+)
+@click.option("--group-by", default=None, help="Also break the summary down by this case field.")
+def simulate(
+    cases: Path, out_path: Path | None, unknown: str, rules_dir: Path | None, group_by: str | None
+) -> None:
+    """Run a case file through the consultation service and print the summary."""
+    from bot.report import render, summarise
+    from bot.simulator import CaseFileError, iter_jsonl, read_cases, simulate_case
+    from dialog.service import ConsultationService
+    from storage.memory import MemoryStore
+
+    settings = _settings(rules_dir=rules_dir)
+    rules = _rules_or_exit(settings)
+    try:
+        loaded = read_cases(cases)
+    except CaseFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def run() -> list[dict[str, Any]]:
+        service = ConsultationService(
+            rules, MemoryStore(), settings.region_config, default_lang=settings.language
+        )
+        results = []
+        for case in tqdm(loaded, desc="simulating", unit="case", file=sys.stderr):
+            result = await simulate_case(service, case, unknown)  # type: ignore[arg-type]
+            for extra in ("protocol", "category", "kind"):
+                if group_by == extra and extra in (case.model_extra or {}):
+                    result[f"expected_{extra}"] = case.model_extra[extra]  # type: ignore[index]
+            results.append(result)
+        return results
+
+    results = asyncio.run(run())
+    if out_path is not None:
+        out_path.write_text("\n".join(iter_jsonl(results)) + "\n", encoding="utf-8")
+    click.echo(render(summarise(results, f"expected_{group_by}" if group_by else None)))
+
+
+@cli.group()
+def rules() -> None:
+    """Operators: check, test and compare rule sets."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+def rules_check(path: Path | None) -> None:
+    """Validate every protocol, lexicon, red-flag and locale file (default: the live rules)."""
+    from dialog.ruleset import load_rules
+
+    directory = path or _settings().rules_dir
+    click.echo(f"rules: {directory}")
+    try:
+        loaded = load_rules(directory)
+    except DataFileError as exc:
+        for error in exc.errors:
+            click.echo(str(error))
+        click.echo(f"{len(exc.errors)} error(s)")
+        sys.exit(1)
+    for warning in loaded.warnings:
+        click.echo(str(warning))
+    click.echo(
+        f"ok: version {loaded.version}, {len(loaded.protocols)} protocols, "
+        f"{len(loaded.red_flags.flags)} red flags, {len(loaded.lexicon.concepts)} concepts, "
+        f"{len(loaded.warnings)} warning(s)"
+    )
+
+
+@cli.command()
+def serve() -> None:
+    """Serve patients on Telegram (needs TELEGRAM_BOT_TOKEN)."""
+    raise click.ClickException("the Telegram frontend is not built yet (issue 6); use `wenzhen chat`")
+
+
+@cli.command()
+def dashboard() -> None:
+    """The doctor team's web dashboard."""
+    raise click.ClickException("the dashboard is not built yet (issue 7)")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,148 @@
+"""The simulator's summary: accuracy, under- and over-triage, red-flag recall, confusion matrix."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from safety import Level, TriageClass
+
+_LEVEL_RANK = {level.value: level.rank for level in Level}
+_CLASS_RANK = {cls.value: cls.rank for cls in TriageClass}
+
+
+def _urgency_gap(result: Mapping[str, Any]) -> int | None:
+    """Positive when the bot was more urgent than expected, negative when less; None if n/a."""
+    expected = result["expected"].get("triage")
+    if expected is None:
+        return None
+    if result["triage"] is None:
+        return -99  # no disposition at all: counted as under-triage
+    if expected in _LEVEL_RANK:
+        return _LEVEL_RANK[result["triage"]] - _LEVEL_RANK[expected]
+    return _CLASS_RANK[result["triage3"]] - _CLASS_RANK[expected]
+
+
+@dataclass
+class Tally:
+    total: int = 0
+    correct: int = 0
+    under: int = 0
+    over: int = 0
+    stalled: int = 0
+
+    def add(self, result: Mapping[str, Any]) -> None:
+        gap = _urgency_gap(result)
+        if gap is None:
+            return
+        self.total += 1
+        self.correct += bool(result["correct"])
+        self.under += gap < 0
+        self.over += gap > 0
+        self.stalled += result["triage"] is None
+
+    def pct(self, count: int) -> float:
+        return 100.0 * count / self.total if self.total else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        return self.pct(self.correct)
+
+    @property
+    def under_rate(self) -> float:
+        return self.pct(self.under)
+
+    @property
+    def over_rate(self) -> float:
+        return self.pct(self.over)
+
+
+@dataclass
+class Summary:
+    overall: Tally = field(default_factory=Tally)
+    by_class: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_lang: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_group: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    red_flag_expected: int = 0
+    red_flag_caught: int = 0
+    red_flag_benign: int = 0
+    red_flag_false: int = 0
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    cases: int = 0
+
+    @property
+    def red_flag_recall(self) -> float:
+        return 100.0 * self.red_flag_caught / self.red_flag_expected if self.red_flag_expected else 100.0
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return 100.0 * self.red_flag_false / self.red_flag_benign if self.red_flag_benign else 0.0
+
+
+def _expected_class(expected: str) -> str:
+    return Level(expected).triage_class.value if expected in _LEVEL_RANK else expected
+
+
+def summarise(results: Iterable[Mapping[str, Any]], group_by: str | None = None) -> Summary:
+    summary = Summary()
+    for result in results:
+        summary.cases += 1
+        expected = result["expected"]
+        if "triage" in expected:
+            summary.overall.add(result)
+            summary.by_class[_expected_class(expected["triage"])].add(result)
+            summary.by_lang[result.get("lang") or "?"].add(result)
+            if group_by and result.get(group_by):
+                summary.by_group[str(result[group_by])].add(result)
+            summary.confusion[(_expected_class(expected["triage"]), result["triage3"] or "none")] += 1
+        if expected.get("red_flag") is True:
+            summary.red_flag_expected += 1
+            summary.red_flag_caught += bool(result["red_flag"])
+        elif expected.get("red_flag") is False:
+            summary.red_flag_benign += 1
+            summary.red_flag_false += bool(result["red_flag"])
+    return summary
+
+
+def render(summary: Summary) -> str:
+    lines = [f"cases: {summary.cases}"]
+    o = summary.overall
+    if o.total:
+        lines.append(
+            f"accuracy: {o.accuracy:.1f}% ({o.correct}/{o.total})   "
+            f"under-triage: {o.under_rate:.1f}% ({o.under})   "
+            f"over-triage: {o.over_rate:.1f}% ({o.over})   no disposition: {o.stalled}"
+        )
+        for title, table in (
+            ("per expected class", summary.by_class),
+            ("per language", summary.by_lang),
+            ("per group", summary.by_group),
+        ):
+            if not table:
+                continue
+            lines.append(f"{title}:")
+            for name in sorted(table):
+                t = table[name]
+                lines.append(
+                    f"  {name:<16} n={t.total:<4} accuracy {t.accuracy:5.1f}%  "
+                    f"under {t.under_rate:4.1f}%  over {t.over_rate:4.1f}%"
+                )
+        classes = [c.value for c in TriageClass][::-1]
+        lines.append("confusion (rows expected, columns given):")
+        lines.append("  " + " " * 16 + "".join(f"{c:>15}" for c in [*classes, "none"]))
+        for row in classes:
+            cells = "".join(f"{summary.confusion[(row, col)]:>15}" for col in [*classes, "none"])
+            lines.append(f"  {row:<16}{cells}")
+    if summary.red_flag_expected:
+        lines.append(
+            f"red-flag recall: {summary.red_flag_recall:.1f}% "
+            f"({summary.red_flag_caught}/{summary.red_flag_expected})"
+        )
+    if summary.red_flag_benign:
+        lines.append(
+            f"false alarms: {summary.false_alarm_rate:.1f}% "
+            f"({summary.red_flag_false}/{summary.red_flag_benign})"
+        )
+    return "\n".join(lines)

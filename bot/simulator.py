@@ -1,0 +1,273 @@
+"""The patient simulator (../shared/CASES.md): case files in, result lines out.
+
+Each case is played by a simulated patient against the same ConsultationService that Telegram
+uses; the patient only sees the bot's replies (their text, buttons and what they ask for).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dialog.events import Escalation, Expect, Inbound, Reply
+from dialog.service import ConsultationService
+from safety import Level, Screener, TriageClass, detect_language, normalise
+from safety.findings import Status
+from safety.quantities import read_quantities
+
+Unknown = Literal["unsure", "no"]
+MAX_TURNS = 60
+_LEVELS = {level.value for level in Level}
+_CLASSES = {cls.value for cls in TriageClass}
+
+
+class Expected(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    triage: str | None = None
+    red_flag: bool | None = None
+
+    @field_validator("triage")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in _LEVELS | _CLASSES:
+            raise ValueError(f"unknown triage {value!r}")
+        return value
+
+
+class SimCase(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    messages: list[str] = Field(min_length=1)
+    lang: Literal["en", "zh"] | None = None
+    age: float | None = None
+    sex: Literal["F", "M"] | None = None
+    answers: dict[str, str | float] = Field(default_factory=dict)
+    expected: Expected = Field(default_factory=Expected)
+
+
+class CaseFileError(ValueError):
+    pass
+
+
+def read_cases(path: Path) -> list[SimCase]:
+    """Parse a JSON Lines case file; a bad line is an error naming its line number."""
+    cases: list[SimCase] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            case = SimCase.model_validate(json.loads(line))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise CaseFileError(f"{path}:{number}: {exc}") from None
+        if case.id in seen:
+            raise CaseFileError(f"{path}:{number}: duplicate id {case.id!r}")
+        seen.add(case.id)
+        cases.append(case)
+    return cases
+
+
+class SimulatedPatient:
+    """Answers the bot as CASES.md prescribes: explicit answers, then the case's own text, then
+    the `unknown` policy."""
+
+    def __init__(self, case: SimCase, screener: Screener, unknown: Unknown) -> None:
+        self.case = case
+        self.unknown = unknown
+        self.unsent = list(case.messages)
+        joined = normalise(" . ".join(case.messages))
+        findings = screener.screen(" . ".join(case.messages)).findings
+        self.present = {f.concept for f in findings if f.status is Status.PRESENT}
+        self.negated = {f.concept for f in findings if f.status is Status.NEGATED} - self.present
+        self.quantities = read_quantities(joined)
+
+    def next_message(self) -> str | None:
+        return self.unsent.pop(0) if self.unsent else None
+
+    def answer(self, reply: Reply) -> tuple[str, str] | None:
+        """("text", words) or ("button", data) for what the reply asks; None when done."""
+        expect = reply.expect
+        match expect.kind:
+            case "consent":
+                return ("button", "consent:yes")
+            case "who":
+                return self._who()
+            case "age":
+                return self._age()
+            case "sex":
+                return self._sex()
+            case "complaint":
+                return self._complaint()
+            case "open":
+                return self._open()
+            case "safety":
+                return self._safety(expect)
+            case "question":
+                return self._question(expect)
+        return None
+
+    def _safety(self, expect: Expect) -> tuple[str, str]:
+        if expect.concept in self.negated or self.unknown == "no":
+            return ("button", "safety:no")
+        return ("button", "safety:yes")
+
+    def _who(self) -> tuple[str, str]:
+        who = self.quantities.who
+        if who is None and self.case.age is not None and self.case.age < 16:
+            who = "child"
+        return ("button", f"who:{who or 'self'}")
+
+    def _age(self) -> tuple[str, str]:
+        age = self.case.age if self.case.age is not None else self.quantities.age_years
+        if age is None:
+            return ("text", "not sure" if self.unknown == "unsure" else "don't know")
+        if age < 1:
+            return ("text", f"{round(age * 12, 1)} months")
+        return ("text", f"{age:g}")
+
+    def _sex(self) -> tuple[str, str]:
+        sex = self.case.sex or self.quantities.sex
+        return ("button", f"sex:{sex or 'unsure'}")
+
+    def _complaint(self) -> tuple[str, str] | None:
+        message = self.next_message()
+        return ("text", message) if message is not None else None
+
+    def _open(self) -> tuple[str, str]:
+        message = self.next_message()
+        return ("text", message) if message is not None else ("button", "open:none")
+
+    def _question(self, expect: Expect) -> tuple[str, str]:
+        qid = expect.question_id or ""
+        explicit = self.case.answers.get(qid)
+        if explicit is None and expect.concept:
+            explicit = self.case.answers.get(expect.concept)
+        if explicit is not None:
+            return self._give(expect, explicit)
+        if expect.concept in self.present:
+            return ("button", f"a:{qid}:yes")
+        if expect.concept in self.negated:
+            return ("button", f"a:{qid}:no")
+        if expect.question_type == "number":
+            if expect.quantity == "temperature" and self.quantities.temperature_c is not None:
+                return ("text", f"{self.quantities.temperature_c}")
+            if expect.quantity == "duration" and self.quantities.duration_hours is not None:
+                return ("text", f"{self.quantities.duration_hours:g} hours")
+        return self._give(expect, self.unknown)
+
+    def _give(self, expect: Expect, value: str | float) -> tuple[str, str]:
+        qid = expect.question_id or ""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            unit = " days" if expect.unit == "days" else (" hours" if expect.unit == "hours" else "")
+            return ("text", f"{value:g}{unit}")
+        text = str(value)
+        if expect.question_type == "number" and text not in ("unsure", "no"):
+            return ("text", text)
+        if expect.question_type == "number":
+            return ("button", f"a:{qid}:unsure")
+        if expect.question_type == "choice" and text not in expect.choices:
+            return ("button", f"a:{qid}:unsure")
+        return ("button", f"a:{qid}:{text}")
+
+
+async def simulate_case(
+    service: ConsultationService, case: SimCase, unknown: Unknown = "unsure", prefix: str = "sim"
+) -> dict[str, Any]:
+    patient = SimulatedPatient(case, service.screener, unknown)
+    patient_id = f"{prefix}:{case.id}"
+    transcript: list[dict[str, str]] = []
+    questions: list[str] = []
+    outcome = None
+    red_flag = False
+    escalated = False
+    turns = 0
+    message = patient.next_message()
+    assert message is not None
+    inbound = Inbound(patient_id=patient_id, kind="text", text=message, lang_hint=case.lang)
+    while turns < MAX_TURNS:
+        turns += 1
+        transcript.append({"from": "patient", "text": inbound.text or inbound.data})
+        actions = await service.handle(inbound)
+        replies = [a for a in actions if isinstance(a, Reply)]
+        escalated |= any(isinstance(a, Escalation) for a in actions)
+        for reply in replies:
+            transcript.append({"from": "bot", "text": reply.text})
+            if reply.expect.kind == "question" and reply.expect.question_id:
+                questions.append(reply.expect.question_id)
+            if reply.purpose in ("emergency", "crisis"):
+                red_flag = True
+            if reply.triage is not None:
+                outcome = reply.triage
+        if outcome is not None and (outcome.red_flag or any(r.purpose == "advice" for r in replies)):
+            break
+        asking = [r for r in replies if r.expect.kind != "none"]
+        if not asking:
+            break
+        answer = patient.answer(asking[-1])
+        if answer is None:
+            break
+        kind, value = answer
+        inbound = (
+            Inbound(patient_id=patient_id, kind="button", data=value)
+            if kind == "button"
+            else Inbound(patient_id=patient_id, kind="text", text=value)
+        )
+    return _result(
+        case,
+        outcome.level if outcome else None,
+        red_flag,
+        outcome.protocol if outcome else None,
+        outcome.rule if outcome else None,
+        turns,
+        questions,
+        transcript,
+        escalated,
+    )
+
+
+def _result(
+    case: SimCase,
+    level: Level | None,
+    red_flag: bool,
+    protocol: str | None,
+    rule: str | None,
+    turns: int,
+    questions: list[str],
+    transcript: list[dict[str, str]],
+    escalated: bool,
+) -> dict[str, Any]:
+    expected = case.expected.model_dump(exclude_none=True)
+    correct: bool | None = None
+    if case.expected.triage is not None:
+        if level is None:
+            correct = False
+        elif case.expected.triage in _LEVELS:
+            correct = level.value == case.expected.triage
+        else:
+            correct = level.triage_class.value == case.expected.triage
+    return {
+        "id": case.id,
+        "lang": case.lang or detect_language(case.messages[0]) or "en",
+        "triage": level.value if level else None,
+        "triage3": level.triage_class.value if level else None,
+        "red_flag": red_flag,
+        "protocol": protocol,
+        "turns": turns,
+        "questions": questions,
+        "rule": rule,
+        "escalated": escalated,
+        "expected": expected,
+        "correct": correct,
+        "transcript": transcript,
+    }
+
+
+def iter_jsonl(results: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for result in results:
+        yield json.dumps(result, ensure_ascii=False)

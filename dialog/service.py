@@ -1,0 +1,975 @@
+"""The consultation service: the one entry point every frontend calls.
+
+`handle(inbound)` screens the message with `safety` first, then lets the handler of the current
+state work out what happened (a Trigger); `dialog.states` decides where that leads. The next
+step of a consultation (intake item, complaint, follow-up question, open question, advice) is
+always derived from the case itself by `_advance`, so a restarted process resumes exactly where
+the stored case stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from dialog.advice import advice_text, question_buttons
+from dialog.conditions import Value
+from dialog.events import (
+    Button,
+    Escalation,
+    Expect,
+    Inbound,
+    Outbound,
+    Reply,
+    TriageOutcome,
+)
+from dialog.protocol import Protocol, Question, Rule
+from dialog.ruleset import RuleSet
+from dialog.session import Case, Disposition, Pending, Session, Turn
+from dialog.states import State, Trigger, next_state
+from dialog.store import Store, StoreUnavailableError
+from dialog.triage import Decision, decide
+from dialog.understand import (
+    answers_from_text,
+    matching_protocols,
+    read_age_reply,
+    read_reply,
+    read_yes_no,
+)
+from safety import (
+    Lang,
+    Level,
+    Localized,
+    Outcome,
+    Region,
+    Responder,
+    ScreenContext,
+    Screener,
+    ScreenResult,
+    detect_language,
+    normalise,
+)
+from safety.redflags import FlagKind, RedFlag
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 2000
+MAX_PROTOCOLS_PER_CASE = 3
+MAX_OPEN_ROUNDS = 3
+MAX_ATTEMPTS = 2
+
+_AGREE = re.compile(r"^(?:i agree|agree|yes|ok|okay|sure|同意|我同意|好|好的|可以|是)\W*$")
+_NOTHING = re.compile(
+    r"^(?:no|nope|nothing|none|that'?s all|that is all|nothing else|no more|not really|n)\b"
+    r"|^(?:没有|没了|没有了|就这些|没|无|不用|没别的|就这样)"
+)
+_WHO = {
+    "self": re.compile(r"\b(?:me|myself|i am|i'm|mine|self)\b|^我$|我自己|本人|自己"),
+    "child": re.compile(r"\b(?:child|kid|son|daughter|baby|toddler)\b|孩子|儿子|女儿|宝宝|小孩|娃"),
+    "other": re.compile(
+        r"\b(?:someone|somebody|other|husband|wife|mother|father|mum|mom|dad|friend)\b"
+        r"|别人|其他|老公|老婆|爸|妈|朋友|家人"
+    ),
+}
+_SEX = {
+    "M": re.compile(r"^(?:m|male|man|boy|he)\b|^男|男性|男孩"),
+    "F": re.compile(r"^(?:f|female|woman|girl|she)\b|^女|女性|女孩"),
+}
+_CHILD_AGE = 16.0  # under 16 the child protocols apply (NICE NG143 and IMCI populations)
+
+
+@dataclass
+class _Turn:
+    """What one inbound message produces."""
+
+    session: Session
+    lang: Lang
+    out: list[Outbound] = field(default_factory=list)
+
+    @property
+    def case(self) -> Case:
+        assert self.session.case is not None
+        return self.session.case
+
+
+class ConsultationService:
+    def __init__(
+        self,
+        rules: RuleSet,
+        store: Store,
+        region: Region,
+        *,
+        default_lang: Lang = "zh",
+        retention_days: int = 30,
+        escalate_at: Level = Level.EMERGENCY,
+    ) -> None:
+        self.rules = rules
+        self.store = store
+        self.region = region
+        self.default_lang = default_lang
+        self.retention_days = retention_days
+        self.escalate_at = escalate_at
+        self.screener = Screener(rules.lexicon, rules.red_flags)
+        self.responder = Responder(_safety_texts(rules), region, rules.red_flags.first_aid)
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # ---- entry point -------------------------------------------------------------------
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        """Everything the bot says and does in answer to one inbound event."""
+        async with self._locks[inbound.patient_id]:
+            return await self._handle(inbound)
+
+    async def _handle(self, inbound: Inbound) -> list[Outbound]:
+        text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
+        try:
+            session = await self.store.load(inbound.patient_id)
+        except StoreUnavailableError:
+            session = None
+            stored = False
+        else:
+            stored = True
+        session = session or Session(patient_id=inbound.patient_id)
+        lang = self._language(session, text, inbound.lang_hint)
+        session.lang = lang
+        screen = self.screener.screen(text, self._context(session), self._button_findings(session, inbound))
+
+        turn = _Turn(session, lang)
+        if text:
+            self._record(turn, "patient", text)
+        if screen.is_alarm:
+            self._alarm(turn, screen)
+        elif not stored:
+            self._say(turn, "error.temporary", purpose="error")
+            return turn.out
+        else:
+            self._dispatch(turn, inbound, text, screen)
+        if len(inbound.text) > MAX_TEXT_CHARS:
+            turn.out.insert(0, self._reply(turn, "error.too_long"))
+        await self._persist(turn, stored)
+        return turn.out
+
+    # ---- safety ------------------------------------------------------------------------
+
+    def _context(self, session: Session) -> ScreenContext:
+        case = session.case
+        if case is None:
+            return ScreenContext()
+        return ScreenContext(present=frozenset(case.present), age=case.numeric_age, sex=case.known_sex)
+
+    def _button_findings(self, session: Session, inbound: Inbound) -> frozenset[str]:
+        """A "yes" button to a question about a concept is that finding, for the screen too."""
+        parts = inbound.data.split(":")
+        if inbound.kind != "button" or len(parts) != 3 or parts[0] != "a" or parts[2] != "yes":
+            return frozenset()
+        question = self.rules.questions.get(parts[1])
+        return frozenset({question.concept}) if question and question.concept else frozenset()
+
+    def _alarm(self, turn: _Turn, screen: ScreenResult) -> None:
+        session = turn.session
+        case = self._ensure_case(session)
+        new_flags = [flag for flag in screen.flags if flag.id not in case.red_flags]
+        crisis = screen.outcome is Outcome.CRISIS
+        self._absorb(turn, screen)
+        trigger = Trigger.CRISIS if crisis else Trigger.RED_FLAG
+        session.state = next_state(session.state, trigger)
+        session.pending = Pending(kind="none")
+        level = screen.level or Level.EMERGENCY
+        lead = max(screen.flags, key=lambda flag: flag.level.rank)
+        case.raise_level(level, f"redflag.{lead.id}")
+        case.red_flags.extend(flag.id for flag in new_flags)
+        case.crisis = case.crisis or crisis
+        case.disposition = Disposition(
+            level=case.level or level,
+            rule=case.rule or f"redflag.{lead.id}",
+            protocol=None,
+            reason=lead.reason.get(turn.lang),
+            red_flags=tuple(case.red_flags),
+        )
+        if crisis:
+            text = (
+                self.responder.crisis(screen, turn.lang)
+                if new_flags
+                else self.responder.crisis_followup(turn.lang)
+            )
+            self._mark_private(case)
+        else:
+            text = (
+                self.responder.emergency(screen, turn.lang)
+                if new_flags
+                else self.responder.emergency_followup(turn.lang)
+            )
+        turn.out.append(
+            Reply(
+                text=text,
+                lang=turn.lang,
+                purpose="crisis" if crisis else "emergency",
+                urgent=True,
+                triage=TriageOutcome(
+                    level=case.level or level,
+                    rule=case.rule or "",
+                    protocol=None,
+                    red_flag=True,
+                    flags=tuple(case.red_flags),
+                ),
+            )
+        )
+        self._record(turn, "bot", text, private=crisis)
+        if new_flags:
+            self._escalate(
+                turn,
+                "crisis" if crisis else "red_flag",
+                priority=0,
+                flags=tuple(flag.id for flag in new_flags),
+            )
+
+    def _ask_safety(self, turn: _Turn, flag: RedFlag) -> None:
+        turn.session.pending = Pending(kind="safety", flag_id=flag.id)
+        buttons = (
+            Button(label=self.rules.text("answer.yes").get(turn.lang), data="safety:yes"),
+            Button(label=self.rules.text("answer.no").get(turn.lang), data="safety:no"),
+        )
+        text = self.responder.safety_question(flag, turn.lang)
+        expect = Expect(kind="safety", concept=flag.all[0])
+        turn.out.append(Reply(text=text, lang=turn.lang, purpose="safety", buttons=buttons, expect=expect))
+        self._record(turn, "bot", text)
+
+    def _safety_answer(self, turn: _Turn, yes: bool | None) -> None:
+        flag_id = turn.session.pending.flag_id
+        flag = next((f for f in self.rules.red_flags.flags if f.id == flag_id), None)
+        if yes is None or flag is None:
+            self._reask(turn)
+            return
+        if yes:
+            outcome = Outcome.CRISIS if flag.kind is FlagKind.CRISIS else Outcome.EMERGENCY
+            self._alarm(turn, ScreenResult(outcome, "", flags=(flag,), present=frozenset(flag.all)))
+            return
+        turn.case.asked.append(f"safety:{flag.id}")
+        turn.session.pending = Pending()
+        self._advance(turn)
+
+    # ---- dispatch ----------------------------------------------------------------------
+
+    def _dispatch(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        session = turn.session
+        if inbound.kind == "command":
+            self._command(turn, inbound)
+            return
+        if inbound.kind == "media":
+            self._say(turn, "media.unsupported")
+            if session.state not in (State.CONSENT, State.CLOSED):
+                self._reask(turn)
+            return
+        if inbound.kind == "text" and not text.strip():
+            self._say(turn, "error.empty")
+            return
+        if session.pending.kind == "forget":
+            self._forget_answer(turn, inbound, text)
+            return
+        if not session.consented:
+            self._consent(turn, inbound, text)
+            return
+        if session.pending.kind == "safety":
+            yes = _button_value(inbound, "safety")
+            answer = yes if yes is not None else read_yes_no(normalise(text), None, screen)
+            self._safety_answer(turn, None if answer in (None, "unsure") else answer == "yes")
+            return
+        flag = screen.ask_flag
+        if flag is not None and f"safety:{flag.id}" not in (session.case.asked if session.case else []):
+            if session.case is not None:
+                self._absorb(turn, screen)
+            self._ask_safety(turn, flag)
+            return
+        handler = {
+            State.EMERGENCY: self._after_alarm,
+            State.CRISIS: self._after_alarm,
+            State.HANDOFF: self._in_handoff,
+            State.ADVICE: self._after_advice,
+            State.CLOSED: self._closed,
+        }.get(session.state, self._consulting)
+        handler(turn, inbound, text, screen)
+
+    def _command(self, turn: _Turn, inbound: Inbound) -> None:
+        session = turn.session
+        match inbound.command:
+            case "start":
+                self._say(turn, "welcome")
+                if session.consented:
+                    self._new_case(turn, Trigger.RESTART)
+                else:
+                    session.state = (
+                        next_state(session.state, Trigger.START)
+                        if session.state in (State.CONSENT, State.CLOSED)
+                        else State.CONSENT
+                    )
+                    self._ask_consent(turn)
+            case "restart":
+                if not session.consented:
+                    self._ask_consent(turn)
+                    return
+                self._say(turn, "restart")
+                self._new_case(turn, Trigger.RESTART)
+            case "help":
+                self._say(turn, "help")
+            case "human":
+                case = self._ensure_case(session)
+                self._escalate(turn, "patient_request", priority=1, flags=tuple(case.red_flags))
+                self._say(turn, "handoff.requested")
+            case "forget":
+                session.pending = Pending(kind="forget")
+                turn.out.append(
+                    self._reply(
+                        turn,
+                        "forget.confirm",
+                        buttons=(
+                            Button(label=self.rules.text("forget.yes").get(turn.lang), data="forget:yes"),
+                            Button(label=self.rules.text("forget.no").get(turn.lang), data="forget:no"),
+                        ),
+                        expect=Expect(kind="forget"),
+                    )
+                )
+            case "resume":
+                if session.state in (State.CONSENT, State.CLOSED) and session.pending.kind != "consent":
+                    self._say(turn, "welcome")
+                self._reask(turn)
+                if not turn.out:
+                    self._say(turn, "after.advice" if session.state is State.ADVICE else "help")
+            case "language":
+                session.lang = turn.lang = "en" if turn.lang == "zh" else "zh"
+                session.lang_fixed = True
+                self._say(turn, "language.set")
+                self._reask(turn)
+            case _:
+                self._say(turn, "help")
+
+    # ---- consent -----------------------------------------------------------------------
+
+    def _ask_consent(self, turn: _Turn) -> None:
+        turn.session.pending = Pending(kind="consent")
+        text = (
+            self.rules.text("consent.text")
+            .get(turn.lang)
+            .format(number=self.region.emergency_number, retention_days=self.retention_days)
+        )
+        text += "\n\n" + self.responder.disclaimer(turn.lang)
+        buttons = (
+            Button(label=self.rules.text("consent.agree").get(turn.lang), data="consent:yes"),
+            Button(label=self.rules.text("consent.decline").get(turn.lang), data="consent:no"),
+        )
+        turn.out.append(
+            Reply(
+                text=text, lang=turn.lang, purpose="consent", buttons=buttons, expect=Expect(kind="consent")
+            )
+        )
+
+    def _consent(self, turn: _Turn, inbound: Inbound, text: str) -> None:
+        session = turn.session
+        choice = _button_value(inbound, "consent")
+        if choice is None and text and _AGREE.match(normalise(text)) and session.pending.kind == "consent":
+            choice = "yes"
+        if choice == "yes":
+            session.consented = True
+            session.state = next_state(session.state, Trigger.AGREED)
+            self._new_case(turn, None)
+            if session.held_text:
+                held, session.held_text = session.held_text, None
+                screen = self.screener.screen(held, self._context(session))
+                self._record(turn, "patient", held)
+                self._absorb(turn, screen)
+            self._advance(turn)
+        elif choice == "no":
+            session.state = next_state(session.state, Trigger.DECLINED)
+            session.held_text = None
+            session.case = None
+            session.pending = Pending()
+            self._say(turn, "consent.declined")
+        else:
+            if text and session.state is State.CONSENT:
+                session.held_text = ((session.held_text or "") + "\n" + text).strip()[:MAX_TEXT_CHARS]
+            if session.pending.kind != "consent":
+                self._say(turn, "welcome")
+                self._ask_consent(turn)
+            else:
+                self._say(turn, "consent.needed")
+                self._ask_consent(turn)
+
+    def _closed(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        self._consent(turn, inbound, text)
+
+    # ---- the consultation proper ---------------------------------------------------------
+
+    def _new_case(self, turn: _Turn, trigger: Trigger | None) -> None:
+        session = turn.session
+        session.case = Case(
+            case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
+        )
+        session.pending = Pending()
+        if trigger is not None:
+            session.state = next_state(session.state, trigger)
+            self._advance(turn)
+
+    def _ensure_case(self, session: Session) -> Case:
+        if session.case is None:
+            session.case = Case(
+                case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
+            )
+        return session.case
+
+    def _consulting(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        """Intake, complaint and follow-up: read the reply to what was asked, then advance."""
+        session = turn.session
+        case = self._ensure_case(session)
+        pending = session.pending
+        if inbound.kind == "button":
+            if not self._button_answer(turn, inbound):
+                self._say(turn, "answer.invalid")
+                self._reask(turn)
+                return
+        else:
+            before = (case.who, case.age, case.sex, case.complaint, dict(case.answers), list(case.protocols))
+            self._absorb(turn, screen)
+            understood = self._text_answer(turn, text, screen)
+            changed = before != (
+                case.who,
+                case.age,
+                case.sex,
+                case.complaint,
+                dict(case.answers),
+                list(case.protocols),
+            )
+            if not understood and not changed and pending.kind not in ("open", "complaint", "none"):
+                if pending.attempts + 1 < MAX_ATTEMPTS:
+                    session.pending = pending.model_copy(update={"attempts": pending.attempts + 1})
+                    self._say(turn, "answer.invalid")
+                    self._reask(turn)
+                    return
+                self._give_up_on_pending(turn)
+        self._advance(turn)
+
+    def _button_answer(self, turn: _Turn, inbound: Inbound) -> bool:
+        case, session = turn.case, turn.session
+        kind, _, value = inbound.data.partition(":")
+        if kind == "who" and value in ("self", "child", "other") and case.who is None:
+            case.who = value  # type: ignore[assignment]
+            return True
+        if kind == "sex" and value in ("M", "F", "unsure") and case.sex is None:
+            case.sex = value  # type: ignore[assignment]
+            return True
+        if kind == "open" and value == "none" and session.pending.kind == "open":
+            case.open_question_asked = True
+            session.pending = Pending()
+            return True
+        if kind == "p" and value in self.rules.protocols and session.pending.kind == "complaint":
+            case.protocols = [value]
+            case.complaint = case.complaint or self.rules.protocols[value].title.get(turn.lang)
+            return True
+        if kind == "a":
+            question_id, _, answer = value.partition(":")
+            question = self.rules.questions.get(question_id)
+            open_questions = {q.id for pid in case.protocols for q in self.rules.protocols[pid].questions}
+            if question is None or question_id in case.answers or question_id not in open_questions:
+                return False
+            allowed = question.allowed_values()
+            if isinstance(allowed, tuple) and answer not in allowed:
+                return False
+            if not isinstance(allowed, tuple) and answer != "unsure":
+                return False
+            self._set_answer(case, question, answer)
+            return True
+        return False
+
+    def _text_answer(self, turn: _Turn, text: str, screen: ScreenResult) -> bool:
+        """Read a free-text reply as the answer to what is pending; True when it was read."""
+        case, pending = turn.case, turn.session.pending
+        normalised = normalise(text)
+        if pending.kind == "who":
+            who = _match_key(_WHO, normalised) or screen.quantities.who
+            if who:
+                case.who = who  # type: ignore[assignment]
+            return who is not None
+        if pending.kind == "age":
+            age = read_age_reply(text)
+            if age is not None:
+                case.age = age
+            return age is not None
+        if pending.kind == "sex":
+            sex = _match_key(_SEX, normalised) or screen.quantities.sex
+            if sex:
+                case.sex = sex  # type: ignore[assignment]
+            return sex is not None
+        if pending.kind == "question" and pending.question_id:
+            question = self.rules.questions[pending.question_id]
+            if pending.question_id in case.answers:
+                return True
+            value = read_reply(text, question, screen)
+            if value is not None:
+                self._set_answer(case, question, value)
+            return value is not None
+        if pending.kind == "open":
+            case.open_question_asked = True
+            if _NOTHING.match(normalised):
+                turn.session.pending = Pending()
+            return True
+        return pending.kind in ("complaint", "none")
+
+    def _give_up_on_pending(self, turn: _Turn) -> None:
+        """After repeated unreadable replies: record `unsure` and move on rather than loop."""
+        case, pending = turn.case, turn.session.pending
+        if pending.kind == "who":
+            case.who = "self"
+        elif pending.kind == "age":
+            case.age = "unsure"
+        elif pending.kind == "sex":
+            case.sex = "unsure"
+        elif pending.kind == "question" and pending.question_id:
+            self._set_answer(case, self.rules.questions[pending.question_id], "unsure")
+        turn.session.pending = Pending()
+
+    def _set_answer(self, case: Case, question: Question, value: Value, *, from_text: bool = False) -> None:
+        case.answers[question.id] = value
+        if from_text:
+            case.answered_from_text.append(question.id)
+        if question.concept and value == "yes" and question.concept not in case.present:
+            case.present.append(question.concept)
+
+    def _absorb(self, turn: _Turn, screen: ScreenResult) -> None:
+        """Take everything a message states into the case: findings, who, age, sex, complaint,
+        protocols it opens, and answers to questions not asked yet."""
+        case = self._ensure_case(turn.session)
+        for concept in sorted(screen.present):
+            if concept not in case.present:
+                case.present.append(concept)
+        quantities = screen.quantities
+        if case.who is None and quantities.who is not None:
+            case.who = quantities.who
+        if case.age is None and quantities.age_years is not None:
+            case.age = quantities.age_years
+        if case.sex is None and quantities.sex is not None and case.who in (None, "child", "other"):
+            case.sex = quantities.sex
+        if case.who is None and case.numeric_age is not None and case.numeric_age < _CHILD_AGE:
+            case.who = "child"
+        opened = matching_protocols(
+            self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
+        )
+        if opened and case.complaint is None:
+            case.complaint = screen.text[:300]
+        for protocol in opened:
+            if protocol.id not in case.protocols and len(case.protocols) < MAX_PROTOCOLS_PER_CASE:
+                case.protocols.append(protocol.id)
+        questions = [q for pid in case.protocols for q in self.rules.protocols[pid].questions]
+        for question_id, value in answers_from_text(screen, questions, case.answers).items():
+            self._set_answer(case, self.rules.questions[question_id], value, from_text=True)
+
+    def _advance(self, turn: _Turn) -> None:
+        """Ask the next thing the case needs, or give the advice."""
+        case = self._ensure_case(turn.session)
+        if case.who is None:
+            self._ask_intake(turn, "who")
+            return
+        if case.age is None:
+            self._ask_intake(turn, "age")
+            return
+        if case.sex is None:
+            self._ask_intake(turn, "sex")
+            return
+        if not case.protocols:
+            self._refresh_protocols(case)
+        if not case.protocols:
+            self._ask_complaint(turn)
+            return
+        decision = self._next_decision(case)
+        if decision is not None and decision.next_question is not None:
+            self._ask_question(turn, decision.next_question)
+            return
+        if (case.level or Level.SELF_CARE) < Level.EMERGENCY and self._wants_open_question(turn):
+            self._ask_open(turn)
+            return
+        self._give_advice(turn)
+
+    def _refresh_protocols(self, case: Case) -> None:
+        """Intake facts (age, sex) decide which protocols apply: match again once they are known."""
+        opened = matching_protocols(
+            self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
+        )
+        case.protocols = [p.id for p in opened[:MAX_PROTOCOLS_PER_CASE]]
+
+    def _next_decision(self, case: Case) -> Decision | None:
+        """Run the case's protocols in order; the first still asking sets the next question."""
+        self._drop_misfits(case)
+        facts = case.facts()
+        asked = frozenset(case.asked)
+        last: Decision | None = None
+        for protocol_id in case.protocols:
+            protocol = self.rules.protocols[protocol_id]
+            decision = decide(protocol, facts, asked)
+            last = decision
+            case.raise_level(decision.level, decision.rule_id)
+            if decision.next_question is not None:
+                return decision
+            if protocol_id not in case.done_protocols:
+                case.done_protocols.append(protocol_id)
+            if case.level is Level.EMERGENCY_AMBULANCE:
+                break
+        return last
+
+    def _drop_misfits(self, case: Case) -> None:
+        """A protocol opened before the age was known may not fit the patient; swap it."""
+        fitting = [
+            pid
+            for pid in case.protocols
+            if self.rules.protocols[pid].population.admits(case.numeric_age, case.known_sex)
+        ]
+        if len(fitting) != len(case.protocols):
+            opened = matching_protocols(
+                self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
+            )
+            case.protocols = list(dict.fromkeys(fitting + [p.id for p in opened]))[:MAX_PROTOCOLS_PER_CASE]
+
+    def _wants_open_question(self, turn: _Turn) -> bool:
+        case, pending = turn.case, turn.session.pending
+        rounds = sum(1 for t in case.transcript if t.role == "bot" and t.text == self._open_text(turn))
+        if rounds >= MAX_OPEN_ROUNDS:
+            return False
+        if not case.open_question_asked:
+            return True
+        return pending.kind == "open"  # they added something last time: ask once more
+
+    def _open_text(self, turn: _Turn) -> str:
+        return self.rules.text("open.ask").get(turn.lang)
+
+    # ---- asking ------------------------------------------------------------------------
+
+    def _ask_intake(self, turn: _Turn, item: str) -> None:
+        session, lang = turn.session, turn.lang
+        session.pending = Pending(
+            kind=item,
+            attempts=session.pending.attempts if session.pending.kind == item else 0,
+        )
+        session.state = (
+            next_state(session.state, Trigger.INTAKE_INCOMPLETE)
+            if session.state is State.INTAKE
+            else session.state
+        )
+        t = self.rules.text
+        if item == "who":
+            buttons = tuple(
+                Button(label=t(f"intake.who_{w}").get(lang), data=f"who:{w}")
+                for w in ("self", "child", "other")
+            )
+            self._ask(turn, t("intake.who").get(lang), buttons, Expect(kind="who"))
+        elif item == "age":
+            key = "intake.age" if turn.case.who == "self" else "intake.age_child"
+            self._ask(turn, t(key).get(lang), (), Expect(kind="age"))
+        else:
+            buttons = (
+                Button(label=t("intake.sex_m").get(lang), data="sex:M"),
+                Button(label=t("intake.sex_f").get(lang), data="sex:F"),
+                Button(label=t("intake.sex_unsure").get(lang), data="sex:unsure"),
+            )
+            self._ask(turn, t("intake.sex").get(lang), buttons, Expect(kind="sex"))
+
+    def _ask_complaint(self, turn: _Turn) -> None:
+        session, case = turn.session, turn.case
+        if session.state is State.INTAKE:
+            session.state = next_state(session.state, Trigger.INTAKE_DONE)
+        elif session.state is State.COMPLAINT:
+            session.state = next_state(session.state, Trigger.COMPLAINT_UNCLEAR)
+        if case.complaint is None and session.pending.kind != "complaint":
+            session.pending = Pending(kind="complaint")
+            self._ask(turn, self.rules.text("complaint.ask").get(turn.lang), (), Expect(kind="complaint"))
+            return
+        case.unclear_attempts += 1
+        fallback = self.rules.fallback
+        if case.unclear_attempts >= MAX_ATTEMPTS and fallback is not None:
+            case.protocols = [fallback.id]
+            self._escalate(turn, "low_confidence", priority=3, flags=())
+            session.state = next_state(session.state, Trigger.COMPLAINT_KNOWN)
+            self._advance(turn)
+            return
+        session.pending = Pending(kind="complaint")
+        menu = sorted(
+            (
+                p
+                for p in self.rules.protocols.values()
+                if not p.fallback and p.population.admits(case.numeric_age, case.known_sex)
+            ),
+            key=lambda p: (-p.match.rank, p.id),
+        )[:8]
+        buttons = tuple(Button(label=p.title.get(turn.lang), data=f"p:{p.id}") for p in menu)
+        text = self.rules.text("complaint.again").get(turn.lang)
+        if buttons:
+            text += "\n" + self.rules.text("complaint.menu").get(turn.lang)
+        self._ask(turn, text, buttons, Expect(kind="complaint"))
+
+    def _ask_question(self, turn: _Turn, question: Question) -> None:
+        session, case = turn.session, turn.case
+        if session.state in (State.INTAKE, State.COMPLAINT):
+            session.state = next_state(session.state, Trigger.COMPLAINT_KNOWN)
+        else:
+            session.state = next_state(session.state, Trigger.QUESTION)
+        attempts = session.pending.attempts if session.pending.question_id == question.id else 0
+        session.pending = Pending(kind="question", question_id=question.id, attempts=attempts)
+        if question.id not in case.asked:
+            case.asked.append(question.id)
+        expect = Expect(
+            kind="question",
+            question_id=question.id,
+            concept=question.concept,
+            question_type=question.type.value,
+            quantity=question.quantity.value if question.quantity else None,
+            unit=question.unit,
+            choices=tuple(c.id for c in question.choices),
+        )
+        self._ask(
+            turn, question.ask.get(turn.lang), question_buttons(question, self.rules, turn.lang), expect
+        )
+
+    def _ask_open(self, turn: _Turn) -> None:
+        session = turn.session
+        session.state = (
+            next_state(session.state, Trigger.QUESTION) if session.state is State.FOLLOWUP else session.state
+        )
+        session.pending = Pending(kind="open")
+        turn.case.open_question_asked = True
+        button = Button(label=self.rules.text("open.nothing").get(turn.lang), data="open:none")
+        self._ask(turn, self._open_text(turn), (button,), Expect(kind="open"))
+
+    def _ask(self, turn: _Turn, text: str, buttons: tuple[Button, ...], expect: Expect) -> None:
+        turn.out.append(Reply(text=text, lang=turn.lang, purpose="question", buttons=buttons, expect=expect))
+        self._record(turn, "bot", text)
+
+    def _reask(self, turn: _Turn) -> None:
+        """Repeat whatever is pending (after a hint, a language switch, a photo)."""
+        session = turn.session
+        if session.pending.kind == "consent" or not session.consented:
+            self._ask_consent(turn)
+        elif session.state in (State.INTAKE, State.COMPLAINT, State.FOLLOWUP):
+            if session.pending.kind == "complaint":
+                session.pending = Pending()
+            self._advance(turn)
+
+    # ---- advice ------------------------------------------------------------------------
+
+    def _give_advice(self, turn: _Turn) -> None:
+        session, case = turn.session, turn.case
+        decision = self._next_decision(case)
+        level = case.level or Level.SELF_CARE
+        protocol_id = (case.rule or "").split(".")[0]
+        protocol: Protocol | None = self.rules.protocols.get(protocol_id)
+        rule = _find_rule(protocol, case.rule)
+        reason = (
+            rule.reason.get(turn.lang) if rule else (decision.rule.reason.get(turn.lang) if decision else "")
+        )
+        others = [
+            self.rules.protocols[p].title.get(turn.lang)
+            for p in case.protocols
+            if p != protocol_id and p not in case.done_protocols
+        ]
+        text = advice_text(
+            rules=self.rules,
+            responder=self.responder,
+            protocol=protocol,
+            level=level,
+            reason=reason,
+            others=others,
+            lang=turn.lang,
+        )
+        read = dict(decision.read) if decision and decision.rule_id == case.rule else {}
+        case.disposition = Disposition(
+            level=level,
+            rule=case.rule or "",
+            protocol=protocol_id or None,
+            reason=reason,
+            read=read,
+            red_flags=tuple(case.red_flags),
+        )
+        session.state = next_state(session.state, Trigger.TRIAGED)
+        session.pending = Pending()
+        turn.out.append(
+            Reply(
+                text=text,
+                lang=turn.lang,
+                purpose="advice",
+                urgent=level >= Level.EMERGENCY,
+                triage=TriageOutcome(
+                    level=level,
+                    rule=case.rule or "",
+                    protocol=protocol_id or None,
+                    red_flag=bool(case.red_flags),
+                    flags=tuple(case.red_flags),
+                ),
+            )
+        )
+        self._record(turn, "bot", text)
+        if level >= self.escalate_at:
+            self._escalate(turn, "level", priority=1 if level >= Level.EMERGENCY else 2, flags=())
+
+    def _after_advice(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        case = turn.case
+        opened = matching_protocols(
+            self.rules.protocols.values(), screen.present, case.numeric_age, case.known_sex
+        )
+        if text and any(p.id not in case.protocols for p in opened):
+            turn.session.state = next_state(turn.session.state, Trigger.NEW_COMPLAINT)
+            self._new_case(turn, None)
+            self._record(turn, "patient", text)
+            self._absorb(turn, self.screener.screen(text))
+            self._advance(turn)
+            return
+        self._say(turn, "after.advice")
+
+    def _after_alarm(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        if turn.session.case is not None:
+            self._absorb(turn, screen)
+        if turn.session.state is State.CRISIS:
+            reply = self.responder.crisis_followup(turn.lang)
+            turn.out.append(Reply(text=reply, lang=turn.lang, purpose="crisis"))
+            self._record(turn, "bot", reply, private=True)
+            self._mark_private(turn.case)
+        else:
+            self._say(turn, "emergency.continue", purpose="emergency")
+
+    def _in_handoff(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
+        """A doctor has the case: the bot stays quiet (the frontend relays the message)."""
+        if turn.session.case is not None:
+            self._absorb(turn, screen)
+
+    # ---- forgetting ----------------------------------------------------------------------
+
+    def _forget_answer(self, turn: _Turn, inbound: Inbound, text: str) -> None:
+        choice = _button_value(inbound, "forget")
+        if choice is None and text:
+            answer = read_yes_no(normalise(text), None, self.screener.screen(""))
+            choice = {"yes": "yes", "no": "no"}.get(str(answer))
+        if choice == "yes":
+            turn.session.pending = Pending(kind="none", flag_id="forget-confirmed")
+            turn.session.state = next_state(turn.session.state, Trigger.FORGOTTEN)
+            self._say(turn, "forget.done")
+        else:
+            turn.session.pending = Pending()
+            self._say(turn, "forget.kept")
+            self._reask(turn)
+
+    # ---- output helpers ------------------------------------------------------------------
+
+    def _reply(
+        self,
+        turn: _Turn,
+        key: str,
+        *,
+        purpose: str = "info",
+        buttons: tuple[Button, ...] = (),
+        expect: Expect | None = None,
+    ) -> Reply:
+        text = self.rules.text(key).get(turn.lang).format(number=self.region.emergency_number)
+        return Reply(
+            text=text,
+            lang=turn.lang,
+            purpose=purpose,
+            buttons=buttons,
+            expect=expect or Expect(kind="none"),
+        )
+
+    def _say(self, turn: _Turn, key: str, *, purpose: str = "info") -> None:
+        reply = self._reply(turn, key, purpose=purpose)
+        turn.out.append(reply)
+        if turn.session.case is not None:
+            self._record(turn, "bot", reply.text)
+
+    def _record(self, turn: _Turn, role: str, text: str, *, private: bool = False) -> None:
+        case = turn.session.case
+        if case is None or (not turn.session.consented and role == "patient"):
+            return
+        case.transcript.append(Turn(role=role, text=text, private=private))
+
+    def _mark_private(self, case: Case) -> None:
+        """The crisis turn (and the message that triggered it) never reaches a model."""
+        for index in range(len(case.transcript) - 1, -1, -1):
+            turn = case.transcript[index]
+            if turn.private:
+                continue
+            case.transcript[index] = turn.model_copy(update={"private": True})
+            if turn.role == "patient":
+                break
+
+    def _escalate(self, turn: _Turn, reason: str, *, priority: int, flags: tuple[str, ...]) -> None:
+        case = self._ensure_case(turn.session)
+        key = f"{reason}:{','.join(flags)}" if flags else reason
+        if key in case.escalated:
+            return
+        case.escalated.append(key)
+        turn.out.append(
+            Escalation(
+                case_id=case.case_id,
+                patient_id=case.patient_id,
+                reason=reason,
+                priority=priority,
+                level=case.level,
+                flags=flags or tuple(case.red_flags),
+            )
+        )
+
+    async def _persist(self, turn: _Turn, stored: bool) -> None:
+        session = turn.session
+        forget = session.pending.flag_id == "forget-confirmed"
+        try:
+            if forget:
+                await self.store.forget(session.patient_id)
+                return
+            for action in turn.out:
+                if isinstance(action, Escalation):
+                    await self.store.escalate(action)
+            if stored:
+                await self.store.save(session)
+        except StoreUnavailableError:
+            log.warning("storage unavailable: turn for %s not saved", _alias(session.patient_id))
+
+    def _language(self, session: Session, text: str, hint: str | None) -> Lang:
+        if session.lang_fixed and session.lang:
+            return session.lang
+        detected = detect_language(text) if _decisive(text) else None
+        if detected:
+            return detected
+        if session.lang:
+            return session.lang
+        if hint:
+            return "zh" if hint.lower().startswith("zh") else "en"
+        return self.default_lang
+
+
+def _decisive(text: str) -> bool:
+    """Long enough to tell the language: two Chinese characters or three English words."""
+    cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
+    return cjk >= 2 or len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
+
+
+def _button_value(inbound: Inbound, kind: str) -> str | None:
+    if inbound.kind != "button":
+        return None
+    prefix, _, value = inbound.data.partition(":")
+    return value if prefix == kind and value in ("yes", "no") else None
+
+
+def _match_key(patterns: dict[str, re.Pattern[str]], text: str) -> str | None:
+    return next((key for key, pattern in patterns.items() if pattern.search(text)), None)
+
+
+def _find_rule(protocol: Protocol | None, full_id: str | None) -> Rule | None:
+    if protocol is None or not full_id:
+        return None
+    rule_id = full_id.split(".", 1)[-1]
+    return next((rule for rule in protocol.rules if rule.id == rule_id), None)
+
+
+def _alias(patient_id: str) -> str:
+    return uuid.uuid5(uuid.NAMESPACE_URL, patient_id).hex[:8]
+
+
+def _safety_texts(rules: RuleSet) -> dict[str, Localized]:
+    return {
+        key.removeprefix("safety."): value for key, value in rules.texts.items() if key.startswith("safety.")
+    }

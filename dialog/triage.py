@@ -1,0 +1,66 @@
+"""Triage over one protocol: which rules hold, the level they give, and what to ask next.
+
+Pure functions of a protocol and the answers so far. A question is worth asking only if some
+rule more urgent than the current level is still undecided and reads it; among those, the one
+that can raise the level the most comes first, then the protocol's own order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dialog.conditions import Answers
+from dialog.protocol import Protocol, Question, Rule
+from safety import Level
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where one protocol stands: its level, the rule that set it, and the next question."""
+
+    protocol: Protocol
+    level: Level
+    rule: Rule
+    read: dict[str, str | float]
+    next_question: Question | None
+
+    @property
+    def rule_id(self) -> str:
+        return self.protocol.full_rule_id(self.rule)
+
+    @property
+    def settled(self) -> bool:
+        return self.next_question is None
+
+
+def decide(protocol: Protocol, answers: Answers, asked: frozenset[str] = frozenset()) -> Decision:
+    """Evaluate every rule in three-valued logic and choose the next useful question.
+
+    `asked` lists questions already put to the patient: they are never asked again, even when
+    the answer could not be read.
+    """
+    fired = [rule for rule in protocol.rules if rule.condition.evaluate(answers) is True]
+    deciding = max(fired, key=lambda rule: rule.level.rank)  # the baseline always fires
+    level = deciding.level
+    if level is Level.EMERGENCY_AMBULANCE:
+        return Decision(protocol, level, deciding, _read(deciding, answers), None)
+
+    best: tuple[int, int, Question] | None = None
+    for rule in protocol.rules:
+        if rule.level <= level or rule.condition.evaluate(answers) is not None:
+            continue
+        for order, question in enumerate(protocol.questions):
+            if question.id in answers or question.id in asked:
+                continue
+            if question.id not in rule.condition.variables():
+                continue
+            if question.gate.evaluate(answers) is False:
+                continue
+            candidate = (-rule.level.rank, order, question)
+            if best is None or candidate[:2] < best[:2]:
+                best = candidate
+    return Decision(protocol, level, deciding, _read(deciding, answers), best[2] if best else None)
+
+
+def _read(rule: Rule, answers: Answers) -> dict[str, str | float]:
+    return {name: answers[name] for name in sorted(rule.condition.variables()) if name in answers}

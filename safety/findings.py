@@ -1,0 +1,114 @@
+"""Findings: the concepts a message mentions, each present, denied or only history.
+
+Negation reaches back a few words (or characters) within one clause; history needs an explicit
+past marker ("ten years ago", "以前", "family history") in the clause and no present marker
+("now", "again", "现在", "又"). When in doubt a finding stays present: a missed negation costs a
+question, a wrong one can cost a life.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from safety.lexicon import Lexicon, Match
+from safety.text import Clauses
+
+
+class Status(StrEnum):
+    PRESENT = "present"
+    NEGATED = "negated"
+    HISTORICAL = "historical"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    concept: str
+    status: Status
+    start: int
+    end: int
+
+
+_EN_NEGATION = re.compile(
+    r"\b(?:no|not|never|without|denies|deny|denied|denying|none|nor|neither|free of|negative for"
+    r"|no longer|no more|don'?t|doesn'?t|didn'?t|isn'?t|wasn'?t|hasn'?t|haven'?t|aren'?t"
+    r"|hadn'?t|ain'?t)\b"
+)
+_EN_PSEUDO_NEGATION = re.compile(
+    r"\b(?:not sure|not certain|no idea|not only|not just|don'?t know|dont know|no doubt"
+    r"|no matter|not stop\w*|don'?t stop|doesn'?t stop|not able|didn'?t stop"
+    r"|no (?:better|improvement)|not (?:getting )?better|not improving|don'?t want|doesn'?t want)\b"
+)
+_EN_NEGATION_WINDOW_WORDS = 4
+_EN_AFTER = re.compile(r"\b(?:gone|resolved|went away|has stopped|stopped|settled|cleared up|all better)\b")
+_EN_AFTER_BLOCKED = re.compile(r"\b(?:not|never)\b|n'?t\b")
+
+_ZH_NEGATION = re.compile(r"没有|没|无|不|未|否认|并无|从未|从没|别")
+_ZH_PSEUDO_NEGATION = re.compile(
+    r"没事|没关系|不知道|不确定|不清楚|不太|不怎么|不舒服|不停|不行|不了|不得了|不住|不止|无法|不能|"
+    r"不会|没法|没办法|不出|不上|不来|不动|不醒|不过来|不过气|是不是|会不会|要不要|有没有|不对劲|不得|"
+    r"不想|不见|不清|不正常|没力|没劲|没精神|无力|不退|没退|没好|不好|没反应|无反应|不省人事|不肯|吃不下|"
+    r"睡不着|止不住|不一样|不少|不小心|受不了|忍不住"
+)
+_ZH_NEGATION_WINDOW_CHARS = 4
+_ZH_AFTER = re.compile(r"^.{0,3}?(?:退了|好了|消了|没了|止住了|停了|已经好|缓解了|好多了|不疼了|不痛了)")
+
+_HISTORY = re.compile(
+    r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|many|several|few|couple of)"
+    r"\s+(?:years?|yrs?|months?|decades?)\s+(?:ago|back)\b"
+    r"|\blast year\b|\bin (?:19|20)\d\d\b|\bhistory of\b|\bhx of\b|\bused to\b"
+    r"|\bas a (?:kid|child|baby|teenager|teen)\b|\bwhen i was (?:a |little|young|\d)"
+    r"|\bin the past\b|\bpreviously\b|\bprevious\b|\bpassed away\b|\bdied (?:of|from)\b"
+    r"|\bruns in (?:the|my|our) family\b|\bfamily history\b|\bchildhood\b"
+    r"|以前|去年|前年|年前|多年|曾经|病史|家族史|小时候|过去|既往|早年|那年|去世|年轻时"
+)
+_PRESENT = re.compile(
+    r"\b(?:now|right now|just now|today|tonight|currently|again|this (?:morning|evening|afternoon)"
+    r"|at the moment|suddenly|still|happening|is having|keeps?)\b"
+    r"|现在|刚才|刚刚|今天|正在|又|突然|目前|此刻|这会儿|今早|今晚|还在|一直"
+)
+
+
+def extract_findings(text: str, lexicon: Lexicon, clauses: Clauses | None = None) -> list[Finding]:
+    """Every concept mention in `text` (normalised) with its status."""
+    clauses = clauses or Clauses.of(text)
+    return [_classify(text, clauses, match) for match in lexicon.find(text, clauses)]
+
+
+def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
+    clause_start, clause_end = clauses.start(match.start), clauses.end(match.start)
+    before = text[clause_start : match.start]
+    after = text[match.end : clause_end]
+    clause = text[clause_start:clause_end]
+    if _negated_before(before) or _negated_after(after):
+        status = Status.NEGATED
+    elif _HISTORY.search(clause) and not _PRESENT.search(clause):
+        status = Status.HISTORICAL
+    else:
+        status = Status.PRESENT
+    return Finding(match.concept, status, match.start, match.end)
+
+
+def _negated_before(before: str) -> bool:
+    words = before.split()
+    window = " ".join(words[-_EN_NEGATION_WINDOW_WORDS:])
+    cleaned = _EN_PSEUDO_NEGATION.sub(" ", window)
+    if _EN_NEGATION.search(cleaned):
+        return True
+    zh_window = before[-(_ZH_NEGATION_WINDOW_CHARS + 2) :]
+    zh_cleaned = _ZH_PSEUDO_NEGATION.sub("#", zh_window)
+    cues = list(_ZH_NEGATION.finditer(zh_cleaned))
+    if not cues:
+        return False
+    gap = zh_cleaned[cues[-1].end() :]
+    return len(gap.replace(" ", "")) <= _ZH_NEGATION_WINDOW_CHARS and "#" not in gap
+
+
+def _negated_after(after: str) -> bool:
+    cue = _EN_AFTER.search(after)
+    if cue:
+        lead = after[: cue.start()]
+        if len(lead.split()) <= 3 and not _EN_AFTER_BLOCKED.search(lead):
+            return True
+    return _ZH_AFTER.match(after.strip()) is not None

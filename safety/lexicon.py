@@ -1,0 +1,165 @@
+"""The concept lexicon: patients' words for findings, compiled into one Aho-Corasick automaton.
+
+Term syntax (docs/protocol-format.md): English terms match whole words, a trailing `*` on a word
+matches any ending, and ` ... ` joins parts that must appear in order within one clause with a
+bounded gap. Chinese terms match as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import ahocorasick
+
+from safety.text import Clauses, is_word_char, normalise_term
+
+GAP_MARK = " ... "
+MAX_GAP_WORDS = 3
+MAX_GAP_CHARS_ZH = 6
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True, slots=True)
+class TermPart:
+    text: str
+    prefix: bool  # trailing `*`: the last word may continue
+    bound_left: bool
+    bound_right: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    concept: str
+    source: str
+    parts: tuple[TermPart, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    concept: str
+    start: int
+    end: int  # exclusive
+
+
+def parse_term(concept: str, raw: str) -> Term:
+    """Split a written term into its parts; raises ValueError for an empty or malformed term."""
+    pieces = [piece.strip() for piece in raw.split(GAP_MARK.strip())]
+    if any(not piece for piece in pieces):
+        raise ValueError(f"term {raw!r} has an empty part")
+    parts = []
+    for piece in pieces:
+        prefix = piece.endswith("*")
+        text = normalise_term(piece.rstrip("*").strip())
+        if not text:
+            raise ValueError(f"term {raw!r} has an empty part")
+        parts.append(
+            TermPart(
+                text=text,
+                prefix=prefix,
+                bound_left=is_word_char(text[0]),
+                bound_right=is_word_char(text[-1]) and not prefix,
+            )
+        )
+    return Term(concept=concept, source=raw, parts=tuple(parts))
+
+
+class Lexicon:
+    """Finds every concept's terms in a normalised text in one pass."""
+
+    def __init__(self, terms: Mapping[str, Iterable[str]]) -> None:
+        self.terms: list[Term] = [parse_term(concept, raw) for concept, raws in terms.items() for raw in raws]
+        self.concepts: frozenset[str] = frozenset(terms)
+        self._automaton = ahocorasick.Automaton()
+        slots: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for term_index, term in enumerate(self.terms):
+            for part_index, part in enumerate(term.parts):
+                slots[part.text].append((term_index, part_index))
+        for key, entries in slots.items():
+            self._automaton.add_word(key, tuple(entries))
+        if slots:
+            self._automaton.make_automaton()
+        self._empty = not slots
+
+    def find(self, text: str, clauses: Clauses | None = None) -> list[Match]:
+        """Concept matches in `text` (already normalised), longest first where they nest."""
+        if self._empty or not text:
+            return []
+        clauses = clauses or Clauses.of(text)
+        part_hits: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+        for last, entries in self._automaton.iter(text):
+            for term_index, part_index in entries:
+                part = self.terms[term_index].parts[part_index]
+                span = _bounded_span(text, last - len(part.text) + 1, last + 1, part)
+                if span is not None:
+                    part_hits[(term_index, part_index)].append(span)
+        matches: list[Match] = []
+        for (term_index, part_index), spans in part_hits.items():
+            term = self.terms[term_index]
+            if part_index != 0:
+                continue
+            if len(term.parts) == 1:
+                matches.extend(Match(term.concept, start, end) for start, end in spans)
+            else:
+                matches.extend(_assemble(text, clauses, term_index, term, spans, part_hits))
+        return _drop_nested(matches)
+
+
+def _bounded_span(text: str, start: int, end: int, part: TermPart) -> tuple[int, int] | None:
+    if part.bound_left and start > 0 and is_word_char(text[start - 1]):
+        return None
+    if part.prefix:
+        while end < len(text) and is_word_char(text[end]):
+            end += 1
+    elif part.bound_right and end < len(text) and is_word_char(text[end]):
+        return None
+    return start, end
+
+
+def _assemble(
+    text: str,
+    clauses: Clauses,
+    term_index: int,
+    term: Term,
+    first_spans: list[tuple[int, int]],
+    part_hits: Mapping[tuple[int, int], list[tuple[int, int]]],
+) -> Iterable[Match]:
+    for start, end in first_spans:
+        clause = clauses.index(start)
+        cursor = end
+        for part_index in range(1, len(term.parts)):
+            candidates = [
+                span
+                for span in part_hits.get((term_index, part_index), ())
+                if span[0] >= cursor and clauses.index(span[0]) == clause and _gap_ok(text[cursor : span[0]])
+            ]
+            if not candidates:
+                break
+            cursor = min(candidates)[1]
+        else:
+            yield Match(term.concept, start, cursor)
+
+
+def _gap_ok(gap: str) -> bool:
+    if len(_WORD.findall(gap)) > MAX_GAP_WORDS:
+        return False
+    cjk = sum(1 for char in gap if not char.isascii() and not char.isspace())
+    return cjk <= MAX_GAP_CHARS_ZH
+
+
+def _drop_nested(matches: list[Match]) -> list[Match]:
+    """Keep a match unless a longer match strictly contains it (`chest pain` hides `pain`)."""
+    ordered = sorted(set(matches), key=lambda m: (-(m.end - m.start), m.start, m.concept))
+    kept: list[Match] = []
+    for match in ordered:
+        nested = any(
+            other.start <= match.start
+            and match.end <= other.end
+            and (other.end - other.start) > (match.end - match.start)
+            for other in kept
+        )
+        if not nested:
+            kept.append(match)
+    return sorted(kept, key=lambda m: (m.start, m.end, m.concept))
