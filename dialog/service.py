@@ -139,14 +139,15 @@ class ConsultationService:
         screen = self.screener.screen(text, self._context(session), self._button_findings(session, inbound))
 
         turn = _Turn(session, lang)
-        if text:
-            self._record(turn, "patient", text)
         if screen.is_alarm:
+            self._ensure_case(session).transcript.append(Turn(role="patient", text=text))
             self._alarm(turn, screen)
         elif not stored:
             self._say(turn, "error.temporary", purpose="error")
             return turn.out
         else:
+            if text:
+                self._record(turn, "patient", text)
             self._dispatch(turn, inbound, text, screen)
         if len(inbound.text) > MAX_TEXT_CHARS:
             turn.out.insert(0, self._reply(turn, "error.too_long"))
@@ -269,6 +270,9 @@ class ConsultationService:
             return
         if session.pending.kind == "forget":
             self._forget_answer(turn, inbound, text)
+            return
+        if session.state in (State.EMERGENCY, State.CRISIS):
+            self._after_alarm(turn, inbound, text, screen)
             return
         if not session.consented:
             self._consent(turn, inbound, text)
@@ -424,6 +428,7 @@ class ConsultationService:
         session = turn.session
         case = self._ensure_case(session)
         pending = session.pending
+        person = (case.age, case.sex)
         if inbound.kind == "button":
             if not self._button_answer(turn, inbound):
                 self._say(turn, "answer.invalid")
@@ -448,7 +453,17 @@ class ConsultationService:
                     self._reask(turn)
                     return
                 self._give_up_on_pending(turn)
+        if (case.age, case.sex) != person and self._rescreen(turn):
+            return
         self._advance(turn)
+
+    def _rescreen(self, turn: _Turn) -> bool:
+        """Age or sex just became known: flags bound to them may now hold (an infant's fever)."""
+        case = turn.case
+        screen = self.screener.screen("", self._context(turn.session), frozenset(case.present))
+        if screen.is_alarm:
+            self._alarm(turn, screen)
+        return screen.is_alarm
 
     def _button_answer(self, turn: _Turn, inbound: Inbound) -> bool:
         case, session = turn.case, turn.session
@@ -601,11 +616,10 @@ class ConsultationService:
         """Run the case's protocols in order; the first still asking sets the next question."""
         self._drop_misfits(case)
         facts = case.facts()
-        asked = frozenset(case.asked)
         last: Decision | None = None
         for protocol_id in case.protocols:
             protocol = self.rules.protocols[protocol_id]
-            decision = decide(protocol, facts, asked)
+            decision = decide(protocol, facts)
             last = decision
             case.raise_level(decision.level, decision.rule_id)
             if decision.next_question is not None:
@@ -882,7 +896,8 @@ class ConsultationService:
 
     def _record(self, turn: _Turn, role: str, text: str, *, private: bool = False) -> None:
         case = turn.session.case
-        if case is None or (not turn.session.consented and role == "patient"):
+        alarmed = case is not None and (bool(case.red_flags) or case.crisis)
+        if case is None or (role == "patient" and not turn.session.consented and not alarmed):
             return
         case.transcript.append(Turn(role=role, text=text, private=private))
 

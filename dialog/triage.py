@@ -33,11 +33,11 @@ class Decision:
         return self.next_question is None
 
 
-def decide(protocol: Protocol, answers: Answers, asked: frozenset[str] = frozenset()) -> Decision:
+def decide(protocol: Protocol, answers: Answers) -> Decision:
     """Evaluate every rule in three-valued logic and choose the next useful question.
 
-    `asked` lists questions already put to the patient: they are never asked again, even when
-    the answer could not be read.
+    A question is asked only while unanswered; the service records `unsure` when a reply cannot
+    be read twice, so nothing is asked a third time.
     """
     fired = [rule for rule in protocol.rules if rule.condition.evaluate(answers) is True]
     deciding = max(fired, key=lambda rule: rule.level.rank)  # the baseline always fires
@@ -50,7 +50,7 @@ def decide(protocol: Protocol, answers: Answers, asked: frozenset[str] = frozens
         if rule.level <= level or rule.condition.evaluate(answers) is not None:
             continue
         for order, question in enumerate(protocol.questions):
-            if question.id in answers or question.id in asked:
+            if question.id in answers:
                 continue
             if question.id not in rule.condition.variables():
                 continue

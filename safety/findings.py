@@ -38,7 +38,7 @@ _EN_NEGATION = re.compile(
 _EN_PSEUDO_NEGATION = re.compile(
     r"\b(?:not sure|not certain|no idea|not only|not just|don'?t know|dont know|no doubt"
     r"|no matter|not stop\w*|don'?t stop|doesn'?t stop|not able|didn'?t stop"
-    r"|no (?:better|improvement)|not (?:getting )?better|not improving|don'?t want|doesn'?t want)\b"
+    r"|no (?:better|improvement)|not (?:getting )?better|not improving)\b"
 )
 _EN_NEGATION_WINDOW_WORDS = 4
 _EN_AFTER = re.compile(r"\b(?:gone|resolved|went away|has stopped|stopped|settled|cleared up|all better)\b")

@@ -133,7 +133,10 @@ class Screener:
 
 
 def _holds(flag: RedFlag, known: frozenset[str], age: float | None, sex: str | None) -> bool:
-    if not flag.population.admits(age, sex):
+    population = flag.population
+    if age is None and (population.min_age is not None or population.max_age is not None):
+        return False  # an age-bound flag waits for the age (the service screens again then)
+    if not population.admits(age, sex):
         return False
     if not all(concept in known for concept in flag.all):
         return False
