@@ -20,9 +20,9 @@ def _urgency_gap(result: Mapping[str, Any]) -> int | None:
         return None
     if result["triage"] is None:
         return -99  # no disposition at all: counted as under-triage
-    if expected in _LEVEL_RANK:
-        return _LEVEL_RANK[result["triage"]] - _LEVEL_RANK[expected]
-    return _CLASS_RANK[result["triage3"]] - _CLASS_RANK[expected]
+    if expected in _CLASS_RANK:
+        return _CLASS_RANK[result["triage3"]] - _CLASS_RANK[expected]
+    return _LEVEL_RANK[result["triage"]] - _LEVEL_RANK[expected]
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Summary:
 
 
 def _expected_class(expected: str) -> str:
-    return Level(expected).triage_class.value if expected in _LEVEL_RANK else expected
+    return expected if expected in _CLASS_RANK else Level(expected).triage_class.value
 
 
 def summarise(results: Iterable[Mapping[str, Any]], group_by: str | None = None) -> Summary:

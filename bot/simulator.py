@@ -247,10 +247,11 @@ def _result(
     if case.expected.triage is not None:
         if level is None:
             correct = False
-        elif case.expected.triage in _LEVELS:
-            correct = level.value == case.expected.triage
-        else:
+        elif case.expected.triage in _CLASSES:
+            # `emergency` names a level and a class; read as the class, as the safety sets mean it
             correct = level.triage_class.value == case.expected.triage
+        else:
+            correct = level.value == case.expected.triage
     return {
         "id": case.id,
         "lang": case.lang or detect_language(case.messages[0]) or "en",

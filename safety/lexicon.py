@@ -150,12 +150,16 @@ def _gap_ok(gap: str) -> bool:
 
 
 def _drop_nested(matches: list[Match]) -> list[Match]:
-    """Keep a match unless a longer match strictly contains it (`chest pain` hides `pain`)."""
+    """Drop a match inside a longer one unless both start together.
+
+    `chest pain` hides `pain` and 胸口痛 hides 口痛 (a word's tail is rarely a finding of its
+    own), but `cough for weeks` keeps `cough` and 发烧三天 keeps 发烧 (a head word is).
+    """
     ordered = sorted(set(matches), key=lambda m: (-(m.end - m.start), m.start, m.concept))
     kept: list[Match] = []
     for match in ordered:
         nested = any(
-            other.start <= match.start
+            other.start < match.start
             and match.end <= other.end
             and (other.end - other.start) > (match.end - match.start)
             for other in kept
