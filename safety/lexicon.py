@@ -2,7 +2,8 @@
 
 Term syntax (docs/protocol-format.md): English terms match whole words, a trailing `*` on a word
 matches any ending, and ` ... ` joins parts that must appear in order within one clause with a
-bounded gap. Chinese terms match as written.
+bounded gap. Chinese terms match as written. A term starting with `!` is an exclusion: where it
+matches, its concept does not (想死 is crisis language, 想死你了 is "I miss you so much").
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Term:
     concept: str
     source: str
     parts: tuple[TermPart, ...]
+    exclusion: bool = False  # `!term`: where it matches, the concept does not
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,8 @@ class Match:
 
 def parse_term(concept: str, raw: str) -> Term:
     """Split a written term into its parts; raises ValueError for an empty or malformed term."""
-    pieces = [piece.strip() for piece in raw.split(GAP_MARK.strip())]
+    exclusion = raw.startswith("!")
+    pieces = [piece.strip() for piece in raw.removeprefix("!").split(GAP_MARK.strip())]
     if any(not piece for piece in pieces):
         raise ValueError(f"term {raw!r} has an empty part")
     parts = []
@@ -63,7 +66,7 @@ def parse_term(concept: str, raw: str) -> Term:
                 bound_right=is_word_char(text[-1]) and not prefix,
             )
         )
-    return Term(concept=concept, source=raw, parts=tuple(parts))
+    return Term(concept=concept, source=raw, parts=tuple(parts), exclusion=exclusion)
 
 
 class Lexicon:
@@ -100,11 +103,21 @@ class Lexicon:
             term = self.terms[term_index]
             if part_index != 0:
                 continue
+            concept = f"!{term.concept}" if term.exclusion else term.concept
             if len(term.parts) == 1:
-                matches.extend(Match(term.concept, start, end) for start, end in spans)
+                matches.extend(Match(concept, start, end) for start, end in spans)
             else:
-                matches.extend(_assemble(text, clauses, term_index, term, spans, part_hits))
-        return _drop_nested(matches)
+                found = _assemble(text, clauses, term_index, term, spans, part_hits)
+                matches.extend(Match(concept, m.start, m.end) for m in found)
+        excluded = [m for m in matches if m.concept.startswith("!")]
+        kept = [m for m in matches if not m.concept.startswith("!")]
+        if excluded:
+            kept = [m for m in kept if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)]
+        return _drop_nested(kept)
+
+
+def _overlaps(a: Match, b: Match) -> bool:
+    return a.start < b.end and b.start < a.end
 
 
 def _bounded_span(text: str, start: int, end: int, part: TermPart) -> tuple[int, int] | None:
