@@ -124,6 +124,25 @@ class ConsultationService:
         async with self._locks[inbound.patient_id]:
             return await self._handle(inbound)
 
+    async def screen_only(self, inbound: Inbound) -> list[Outbound]:
+        """For a message the frontend will not consult on (a flood): the safety screen still runs,
+        and an emergency or crisis is answered exactly as `handle` would; otherwise nothing."""
+        async with self._locks[inbound.patient_id]:
+            try:
+                session, stored = await self.store.load(inbound.patient_id), True
+            except StoreUnavailableError:
+                session, stored = None, False
+            session = session or Session(patient_id=inbound.patient_id)
+            text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
+            screen = self.screener.screen(text, self._context(session))
+            if not screen.is_alarm:
+                return []
+            turn = _Turn(session, self._language(session, text, inbound.lang_hint))
+            self._ensure_case(session).transcript.append(Turn(role="patient", text=text))
+            self._alarm(turn, screen)
+            await self._persist(turn, stored)
+            return turn.out
+
     async def _handle(self, inbound: Inbound) -> list[Outbound]:
         text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
         try:

@@ -272,3 +272,13 @@ async def test_unmatched_complaint_falls_back_after_asking_again(chat: Chat) -> 
 
 def test_fixture_rules_stay_small(test_rules: RuleSet, tmp_path: Path) -> None:
     assert set(test_rules.protocols) == {"fever_test", "cough_test", "general"}
+
+
+async def test_screen_only_answers_emergencies_and_nothing_else(chat: Chat) -> None:
+    from dialog.events import Inbound, Reply
+
+    quiet = await chat.service.screen_only(Inbound(patient_id="flood", kind="text", text="fever fever fever"))
+    assert quiet == []
+    loud = await chat.service.screen_only(Inbound(patient_id="flood", kind="text", text="he is unconscious"))
+    replies = [a for a in loud if isinstance(a, Reply)]
+    assert replies[0].purpose == "emergency"
