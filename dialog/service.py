@@ -122,7 +122,20 @@ class ConsultationService:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Everything the bot says and does in answer to one inbound event."""
         async with self._locks[inbound.patient_id]:
-            return await self._handle(inbound)
+            try:
+                return await self._handle(inbound)
+            except Exception as exc:  # the patient must get an answer, never a stack trace
+                log.error(
+                    "turn failed for %s: %s",
+                    _alias(inbound.patient_id),
+                    type(exc).__name__,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                lang = self.default_lang
+                text = (
+                    self.rules.text("error.temporary").get(lang).format(number=self.region.emergency_number)
+                )
+                return [Reply(text=text, lang=lang, purpose="error")]
 
     async def screen_only(self, inbound: Inbound) -> list[Outbound]:
         """For a message the frontend will not consult on (a flood): the safety screen still runs,

@@ -69,6 +69,8 @@ TRANSITIONS: dict[tuple[State, Trigger], State] = {
     (State.ADVICE, Trigger.NEW_COMPLAINT): State.INTAKE,
     (State.ADVICE, Trigger.CONTINUE): State.ADVICE,
     (State.CLOSED, Trigger.START): State.CONSENT,
+    (State.CLOSED, Trigger.AGREED): State.INTAKE,
+    (State.CLOSED, Trigger.DECLINED): State.CLOSED,
     (State.CLOSED, Trigger.CONTINUE): State.CLOSED,
     (State.EMERGENCY, Trigger.CONTINUE): State.EMERGENCY,
     (State.CRISIS, Trigger.CONTINUE): State.CRISIS,

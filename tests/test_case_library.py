@@ -65,7 +65,9 @@ def test_library_is_big_and_bilingual(library: list[dict[str, Any]], rules: Rule
     per_protocol: dict[str, int] = {}
     for result in library:
         per_protocol[result["protocol_expected"]] = per_protocol.get(result["protocol_expected"], 0) + 1
-    thin = {p: per_protocol.get(p, 0) for p in rules.protocols if p != "general" and per_protocol.get(p, 0) < 6}
+    thin = {
+        p: per_protocol.get(p, 0) for p in rules.protocols if p != "general" and per_protocol.get(p, 0) < 6
+    }
     assert not thin, thin
 
 
@@ -103,4 +105,5 @@ def test_benign_messages_rarely_alarm(benign_set: list[dict[str, Any]]) -> None:
     assert len(benign_set) >= 300
     alarms = [r for r in benign_set if r["red_flag"]]
     assert len(alarms) <= 0.03 * len(benign_set), "\n".join(
-        f"{r['id']}: {r['transcript'][0]['text']}" for r in alarms)
+        f"{r['id']}: {r['transcript'][0]['text']}" for r in alarms
+    )

@@ -25,7 +25,12 @@ def guard() -> OutputGuard:
         ("你得了肺炎。", "zh", Level.CONSULTATION_24, Rejection.DIAGNOSIS),
         ("As a doctor, I think you will be fine.", "en", Level.SELF_CARE, Rejection.IMPERSONATION),
         ("我是医生，你放心。", "zh", Level.SELF_CARE, Rejection.IMPERSONATION),
-        ("There is no need to see a doctor for this.", "en", Level.CONSULTATION_24, Rejection.CONTRADICTS_LEVEL),
+        (
+            "There is no need to see a doctor for this.",
+            "en",
+            Level.CONSULTATION_24,
+            Rejection.CONTRADICTS_LEVEL,
+        ),
         ("不用去医院，在家休息就行。", "zh", Level.CONSULTATION, Rejection.CONTRADICTS_LEVEL),
         ("Please rest and drink fluids.", "zh", Level.SELF_CARE, Rejection.WRONG_LANGUAGE),
         ("More at https://example.com/fever", "en", Level.SELF_CARE, Rejection.LINK),
@@ -43,8 +48,11 @@ def test_rejects(guard: OutputGuard, text: str, lang: str, level: Level, reason:
 @pytest.mark.parametrize(
     ("text", "lang", "level"),
     [
-        ("Rest, drink plenty of fluids, and see a doctor if the fever lasts more than 5 days.", "en",
-         Level.SELF_CARE),
+        (
+            "Rest, drink plenty of fluids, and see a doctor if the fever lasts more than 5 days.",
+            "en",
+            Level.SELF_CARE,
+        ),
         ("请在24小时内看医生。如果出现呼吸困难，请拨打120。", "zh", Level.CONSULTATION_24),
         ("How high has the temperature been?", "en", None),
         ("If you feel unsafe, call 12356 or 010-82951332.", "en", Level.EMERGENCY),

@@ -17,14 +17,38 @@ from storage.memory import MemoryStore
 from tests.helpers import fixture_rules_dir
 
 CASES = [
-    {"id": "t-1", "lang": "en", "age": 30, "sex": "F", "messages": ["fever since yesterday, no stiff neck"],
-     "answers": {"drinking": "normal"}, "expected": {"triage": "self_care", "red_flag": False}},
-    {"id": "t-2", "age": 4, "sex": "M", "messages": ["my son has a fever", "his neck is stiff now"],
-     "expected": {"triage": "emergency", "red_flag": True}},
-    {"id": "t-3", "lang": "zh", "age": 60, "sex": "M", "messages": ["胸痛，出冷汗"],
-     "expected": {"triage": "emergency_ambulance", "red_flag": True}},
-    {"id": "t-4", "age": 40, "sex": "M", "messages": ["cough for weeks"],
-     "expected": {"triage": "non_emergency"}, "note": "ignored field"},
+    {
+        "id": "t-1",
+        "lang": "en",
+        "age": 30,
+        "sex": "F",
+        "messages": ["fever since yesterday, no stiff neck"],
+        "answers": {"drinking": "normal"},
+        "expected": {"triage": "self_care", "red_flag": False},
+    },
+    {
+        "id": "t-2",
+        "age": 4,
+        "sex": "M",
+        "messages": ["my son has a fever", "his neck is stiff now"],
+        "expected": {"triage": "emergency", "red_flag": True},
+    },
+    {
+        "id": "t-3",
+        "lang": "zh",
+        "age": 60,
+        "sex": "M",
+        "messages": ["胸痛，出冷汗"],
+        "expected": {"triage": "emergency_ambulance", "red_flag": True},
+    },
+    {
+        "id": "t-4",
+        "age": 40,
+        "sex": "M",
+        "messages": ["cough for weeks"],
+        "expected": {"triage": "non_emergency"},
+        "note": "ignored field",
+    },
 ]
 
 
@@ -44,8 +68,19 @@ def test_simulate_writes_result_lines_and_a_summary(files: tuple[Path, Path, Pat
     assert [line["id"] for line in lines] == ["t-1", "t-2", "t-3", "t-4"]
     by_id = {line["id"]: line for line in lines}
     for line in lines:
-        assert set(line) >= {"id", "triage", "triage3", "red_flag", "protocol", "turns", "questions",
-                             "rule", "expected", "correct", "transcript"}
+        assert set(line) >= {
+            "id",
+            "triage",
+            "triage3",
+            "red_flag",
+            "protocol",
+            "turns",
+            "questions",
+            "rule",
+            "expected",
+            "correct",
+            "transcript",
+        }
     assert by_id["t-1"]["triage"] == "self_care"
     assert by_id["t-1"]["rule"] == "fever_test.base"
     assert by_id["t-1"]["correct"] is True
@@ -64,12 +99,19 @@ def test_simulate_writes_result_lines_and_a_summary(files: tuple[Path, Path, Pat
 def test_unknown_policy_changes_answers(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
     rules, _, out = files
     cases = tmp_path / "one.jsonl"
-    cases.write_text(json.dumps({"id": "u", "age": 30, "sex": "F", "messages": ["a cough"],
-                                 "expected": {"triage": "self_care"}}) + "\n", encoding="utf-8")
+    cases.write_text(
+        json.dumps(
+            {"id": "u", "age": 30, "sex": "F", "messages": ["a cough"], "expected": {"triage": "self_care"}}
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     runner = CliRunner()
     unsure = runner.invoke(cli, ["simulate", str(cases), "--out", str(out), "--rules", str(rules)])
     assert json.loads(out.read_text().splitlines()[0])["triage"] == "consultation", unsure.output
-    no = runner.invoke(cli, ["simulate", str(cases), "--out", str(out), "--rules", str(rules), "--unknown", "no"])
+    no = runner.invoke(
+        cli, ["simulate", str(cases), "--out", str(out), "--rules", str(rules), "--unknown", "no"]
+    )
     assert json.loads(out.read_text().splitlines()[0])["triage"] == "self_care", no.output
 
 
