@@ -45,8 +45,8 @@ _PRESCRIPTION = re.compile(
     r"|开(?:个|点|些)?药|处方|建议(?:你|您)?服用|吃点.{0,6}药|给你开"
 )
 _DIAGNOSIS = re.compile(
-    r"\b(?:you have (?:a |an )?(?!to\b)[a-z]*(?:itis|emia|oma|osis|syndrome|disease|infection|cancer|diabetes|"
-    r"flu|covid|pneumonia|migraine|stroke|heart attack)|you(?:'ve| have) got|this is definitely|"
+    r"\b(?:you have (?:a |an )?(?!to\b)[a-z]*(?:itis|emia|oma|osis|syndrome|disease|infection|cancer"
+    r"|diabetes|flu|covid|pneumonia|migraine|stroke|heart attack)|you(?:'ve| have) got|this is definitely|"
     r"it is definitely|you are suffering from|the diagnosis is|i diagnose)\b"
     r"|你(?:得了|患了|患有|确诊)|诊断为|确诊为|肯定是|一定是.{0,8}(?:病|炎|癌|症)"
 )
@@ -56,7 +56,8 @@ _IMPERSONATION = re.compile(
 )
 _REASSURING = re.compile(
     r"\b(?:no need to (?:see|visit|call)|don'?t need (?:a|to see a) doctor|nothing to worry|not serious"
-    r"|no need for (?:a )?doctor|just rest at home|stay home)\b|不用(?:看|去)?(?:医生|医院|就医)|不需要就医|没什么大不了|不严重|在家休息就行"
+    r"|no need for (?:a )?doctor|just rest at home|stay home)\b"
+    r"|不用(?:看|去)?(?:医生|医院|就医)|不需要就医|没什么大不了|不严重|在家休息就行"
 )
 _ESCALATING = re.compile(
     r"\b(?:call (?:an )?ambulance|emergency (?:department|room)|go to (?:the )?(?:a&e|er|hospital))\b"

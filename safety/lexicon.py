@@ -112,7 +112,9 @@ class Lexicon:
         excluded = [m for m in matches if m.concept.startswith("!")]
         kept = [m for m in matches if not m.concept.startswith("!")]
         if excluded:
-            kept = [m for m in kept if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)]
+            kept = [
+                m for m in kept if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)
+            ]
         return _drop_nested(kept)
 
 
