@@ -81,6 +81,7 @@ class SimulatedPatient:
         self.case = case
         self.unknown = unknown
         self.unsent = list(case.messages)
+        self.repeated = False
         joined = normalise(" . ".join(case.messages))
         findings = screener.screen(" . ".join(case.messages)).findings
         self.present = {f.concept for f in findings if f.status is Status.PRESENT}
@@ -136,7 +137,12 @@ class SimulatedPatient:
         return ("button", f"sex:{sex or 'unsure'}")
 
     def _complaint(self) -> tuple[str, str] | None:
+        """Asked for the problem again: the next message, else say the first one once more, as a
+        patient who was not understood would."""
         message = self.next_message()
+        if message is None and not self.repeated:
+            self.repeated = True
+            message = self.case.messages[0]
         return ("text", message) if message is not None else None
 
     def _open(self) -> tuple[str, str]:

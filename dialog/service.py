@@ -416,6 +416,8 @@ class ConsultationService:
                 screen = self.screener.screen(held, self._context(session))
                 self._record(turn, "patient", held)
                 self._absorb(turn, screen)
+                if screen.findings or _substantive(held):
+                    turn.case.complaint = turn.case.complaint or held[:300]
             self._advance(turn)
         elif choice == "no":
             session.state = next_state(session.state, Trigger.DECLINED)
@@ -561,6 +563,8 @@ class ConsultationService:
             if _NOTHING.match(normalised):
                 turn.session.pending = Pending()
             return True
+        if pending.kind == "complaint" and (screen.findings or _substantive(text)):
+            case.complaint = case.complaint or text.strip()[:300]
         return pending.kind in ("complaint", "none")
 
     def _give_up_on_pending(self, turn: _Turn) -> None:
@@ -992,6 +996,12 @@ def _decisive(text: str) -> bool:
     """Long enough to tell the language: two Chinese characters or three English words."""
     cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
     return cjk >= 2 or len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
+
+
+def _substantive(text: str) -> bool:
+    """More than a greeting: four Chinese characters or three words."""
+    cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
+    return cjk >= 4 or len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
 
 
 def _button_value(inbound: Inbound, kind: str) -> str | None:

@@ -115,7 +115,7 @@ class Lexicon:
             kept = [
                 m for m in kept if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)
             ]
-        return _drop_nested(kept)
+        return _ordered(kept)
 
 
 def _overlaps(a: Match, b: Match) -> bool:
@@ -164,21 +164,11 @@ def _gap_ok(gap: str) -> bool:
     return cjk <= MAX_GAP_CHARS_ZH
 
 
-def _drop_nested(matches: list[Match]) -> list[Match]:
-    """Drop a match inside a longer one unless both start together.
+def _ordered(matches: list[Match]) -> list[Match]:
+    """Every match, once, in reading order.
 
-    `chest pain` hides `pain` and 胸口痛 hides 口痛 (a word's tail is rarely a finding of its
-    own), but `cough for weeks` keeps `cough` and 发烧三天 keeps 发烧 (a head word is).
+    Nested matches are all kept: "worst headache of my life" is both a thunderclap headache and a
+    headache. Where a nested word is not a finding of its own (口痛 inside 胸口痛), the lexicon
+    says so with an exclusion term (`!胸口痛` under the mouth concept).
     """
-    ordered = sorted(set(matches), key=lambda m: (-(m.end - m.start), m.start, m.concept))
-    kept: list[Match] = []
-    for match in ordered:
-        nested = any(
-            other.start < match.start
-            and match.end <= other.end
-            and (other.end - other.start) > (match.end - match.start)
-            for other in kept
-        )
-        if not nested:
-            kept.append(match)
-    return sorted(kept, key=lambda m: (m.start, m.end, m.concept))
+    return sorted(set(matches), key=lambda m: (m.start, m.end, m.concept))
