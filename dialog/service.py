@@ -649,22 +649,24 @@ class ConsultationService:
         case.protocols = [p.id for p in opened[:MAX_PROTOCOLS_PER_CASE]]
 
     def _next_decision(self, case: Case) -> Decision | None:
-        """Run the case's protocols in order; the first still asking sets the next question."""
+        """The most dangerous complaint's protocol asks the questions; the others mentioned are
+        kept (named in the advice) and raise the level only through rules that already hold."""
         self._drop_misfits(case)
+        if not case.protocols:
+            return None
+        case.protocols.sort(key=lambda pid: (-self.rules.protocols[pid].match.rank, pid))
         facts = case.facts()
-        last: Decision | None = None
-        for protocol_id in case.protocols:
+        primary = self.rules.protocols[case.protocols[0]]
+        decision = decide(primary, facts)
+        case.raise_level(decision.level, decision.rule_id)
+        for protocol_id in case.protocols[1:]:
             protocol = self.rules.protocols[protocol_id]
-            decision = decide(protocol, facts)
-            last = decision
-            case.raise_level(decision.level, decision.rule_id)
-            if decision.next_question is not None:
-                return decision
-            if protocol_id not in case.done_protocols:
-                case.done_protocols.append(protocol_id)
-            if case.level is Level.EMERGENCY_AMBULANCE:
-                break
-        return last
+            for rule in protocol.rules:
+                if not rule.is_baseline and rule.condition.evaluate(facts) is True:
+                    case.raise_level(rule.level, protocol.full_rule_id(rule))
+        if decision.settled and primary.id not in case.done_protocols:
+            case.done_protocols.append(primary.id)
+        return decision
 
     def _drop_misfits(self, case: Case) -> None:
         """A protocol opened before the age was known may not fit the patient; swap it."""
