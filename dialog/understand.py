@@ -11,6 +11,7 @@ from dialog.protocol import Protocol, Quantity, Question, QuestionType
 from safety import ScreenResult, normalise
 from safety.findings import Status
 from safety.quantities import read_age, read_duration_hours, read_temperature
+from safety.screen import FEVER
 
 _UNSURE = re.compile(
     r"\b(?:not sure|unsure|don'?t know|dont know|dunno|no idea|maybe|perhaps|idk|not certain"
@@ -74,6 +75,8 @@ def _from_findings(
                 return choice.id
     elif question.type is QuestionType.NUMBER:
         if question.quantity is Quantity.TEMPERATURE:
+            if screen.quantities.temperature_c is None and FEVER in negated:
+                return "no"  # "no fever": no threshold can hold; never compared as a number
             return screen.quantities.temperature_c
         if question.quantity is Quantity.DURATION and screen.quantities.duration_hours is not None:
             return _in_unit(screen.quantities.duration_hours, question.unit)

@@ -54,6 +54,8 @@ def parse_term(concept: str, raw: str) -> Term:
         raise ValueError(f"term {raw!r} has an empty part")
     parts = []
     for piece in pieces:
+        if "*" in piece.rstrip("*"):
+            raise ValueError(f"term {raw!r}: `*` may only end a part (write `ulcer* ... mouth`)")
         prefix = piece.endswith("*")
         text = normalise_term(piece.rstrip("*").strip())
         if not text:

@@ -92,7 +92,8 @@ def _number(token: str) -> float | None:
 
 # ---- temperature -------------------------------------------------------------------------
 
-_TEMP_C = re.compile(r"(\d{2}(?:\.\d+)?)\s*(?:°\s*c\b|℃|摄氏度|度|c\b|celsius|degrees? c\b)")
+_TEMP_C = re.compile(r"(\d{2}(?:\.\d+)?)\s*(?:°\s*c\b|℃|摄氏度|度(?!\s*\d)|c\b|celsius|degrees? c\b)")
+_TEMP_C_TENTHS = re.compile(r"(?<![\d.])(\d{2})\s*度\s*(\d)(?!\d)")
 _TEMP_F = re.compile(r"(\d{2,3}(?:\.\d+)?)\s*(?:°\s*f\b|℉|f\b|fahrenheit|degrees? f\b)")
 _TEMP_CN = re.compile(
     rf"(?:体温|烧到|烧了|发烧|高烧|低烧|量了|测了)\s*(?:有|是|到)?\s*({_CN_NUM})\s*度\s*([一二三四五六七八九])?"
@@ -109,6 +110,8 @@ def read_temperature(text: str) -> float | None:
     readings: list[float] = []
     for match in _TEMP_C.finditer(text):
         readings.append(float(match.group(1)))
+    for match in _TEMP_C_TENTHS.finditer(text):
+        readings.append(float(match.group(1)) + float(match.group(2)) / 10)
     for match in _TEMP_F.finditer(text):
         readings.append((float(match.group(1)) - 32) * 5 / 9)
     for match in _TEMP_CN.finditer(text):
@@ -151,6 +154,11 @@ _AGE_PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(rf"(?:出生|生下来)\s*(\d+|{_CN_NUM})\s*天"), 1 / 365),
     (re.compile(rf"(\d+|{_CN_NUM})\s*天大"), 1 / 365),
 )
+_BABY_AGE = re.compile(
+    rf"\b(?:baby|son|daughter|child|infant|newborn|boy|girl|bub|grandson|granddaughter)"
+    rf"(?:\s+(?:is|was|who is|aged?))?\s+({_EN_NUM})\s*-?\s*(weeks?|wks?|months?|mos?|days?|years?|yrs?)\b"
+)
+_BABY_UNITS = {"w": 1 / 52, "m": 1 / 12, "d": 1 / 365, "y": 1.0}
 _NEWBORN = re.compile(r"\bnew\s?born\b|刚出生|新生儿")
 
 
@@ -167,6 +175,10 @@ def read_age(text: str) -> float | None:
             age = value * scale
             if 0 <= age <= 120:
                 found.append((match.start(), round(age, 3)))
+    for match in _BABY_AGE.finditer(text):
+        value = _number(match.group(1))
+        if value is not None:
+            found.append((match.start(), round(value * _BABY_UNITS[match.group(2)[0]], 3)))
     if not found and _NEWBORN.search(text):
         return 0.02
     return min(found)[1] if found else None
@@ -241,7 +253,8 @@ def read_duration_hours(text: str) -> float | None:
 
 
 def _age_spans(text: str) -> list[tuple[int, int]]:
-    return [m.span() for pattern, _ in _AGE_PATTERNS for m in pattern.finditer(text)]
+    spans = [m.span() for pattern, _ in _AGE_PATTERNS for m in pattern.finditer(text)]
+    return spans + [m.span(1) for m in _BABY_AGE.finditer(text)]
 
 
 # ---- who is the patient ------------------------------------------------------------------
@@ -249,6 +262,7 @@ def _age_spans(text: str) -> list[tuple[int, int]]:
 _CHILD_EN = re.compile(
     r"\bmy (?:\w+\s)?(?:son|daughter|child|kid|baby|toddler|boy|girl|little one|infant|newborn"
     r"|grandson|granddaughter|grandchild|bub|lo|twins?)\b|\bour (?:son|daughter|baby|child|kid)\b"
+    r"|\b(?:baby|toddler|infant|newborn)\b"
 )
 _OTHER_EN = re.compile(
     r"\bmy (?:\w+\s)?(?:husband|wife|mum|mom|mother|mommy|dad|father|daddy|grandma|grandmother|granny"

@@ -10,6 +10,8 @@ from safety.findings import Finding, Status, extract_findings
 from safety.levels import Level, most_urgent
 from safety.lexicon import Lexicon
 from safety.quantities import Quantities, read_quantities
+
+FEVER = "fever"
 from safety.redflags import FlagKind, RedFlag, RedFlagSet
 from safety.text import Clauses, normalise
 
@@ -78,7 +80,9 @@ class Screener:
         quantities = read_quantities(normalised) if normalised else Quantities()
         now = {f.concept for f in findings if f.status is Status.PRESENT} | set(also_present)
         if quantities.has_fever:
-            now.add("fever")
+            now.add(FEVER)
+        elif quantities.temperature_c is not None:
+            now.discard(FEVER)  # "feels hot, 37.6": a measured temperature under 38 C is not a fever
         present = frozenset(now)
         known = context.present | present
         age = context.age if context.age is not None else quantities.age_years

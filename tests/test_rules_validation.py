@@ -43,9 +43,7 @@ def test_the_shipped_rules_validate() -> None:
 
 def test_unknown_question_in_a_rule_names_file_and_line(rules_copy: Path) -> None:
     path = rules_copy / "protocols" / "general.yaml"
-    line = _edit(
-        path, 'if: "general_new_confusion == yes"', 'if: "general_new_confusoin == yes"'
-    )
+    line = _edit(path, 'if: "general_new_confusion == yes"', 'if: "general_new_confusoin == yes"')
     errors = _errors(rules_copy)
     expected_prefix = f"{path}:"
     hits = [e for e in errors if e.startswith(expected_prefix) and "general_new_confusoin" in e]
