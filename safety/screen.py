@@ -10,10 +10,10 @@ from safety.findings import Finding, Status, extract_findings
 from safety.levels import Level, most_urgent
 from safety.lexicon import Lexicon
 from safety.quantities import Quantities, read_quantities
-
-FEVER = "fever"
 from safety.redflags import FlagKind, RedFlag, RedFlagSet
 from safety.text import Clauses, normalise
+
+FEVER = "fever"
 
 
 class Outcome(StrEnum):
