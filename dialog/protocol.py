@@ -157,45 +157,6 @@ class Protocol(BaseModel):
     advice: dict[Level, Localized]
     safety_net: dict[Level, Localized] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Protocol:
-        problems: list[str] = []
-        question_ids = [q.id for q in self.questions]
-        problems += [
-            f"question id {qid} is used twice" for qid in set(question_ids) if question_ids.count(qid) > 1
-        ]
-        rule_ids = [r.id for r in self.rules]
-        problems += [f"rule id {rid} is used twice" for rid in set(rule_ids) if rule_ids.count(rid) > 1]
-        source_ids = {s.id for s in self.sources}
-        problems += [
-            f"rule {r.id}: source {r.source!r} is not in `sources`"
-            for r in self.rules
-            if r.source not in source_ids
-        ]
-        if not any(rule.is_baseline for rule in self.rules):
-            problems.append("no baseline rule: one rule needs `if: always`")
-        questions = {q.id: q for q in self.questions}
-        for rule in self.rules:
-            problems += [f"rule {rule.id}: {p}" for p in _check_condition(rule.condition, questions)]
-        for question in self.questions:
-            problems += [
-                f"question {question.id}: ask_if: {p}" for p in _check_condition(question.gate, questions)
-            ]
-        reachable = {rule.level for rule in self.rules}
-        problems += [
-            f"advice is missing for level {level.value}"
-            for level in sorted(reachable)
-            if level not in self.advice
-        ]
-        problems += [
-            f"safety_net is missing for level {level.value}"
-            for level in sorted(reachable)
-            if level < Level.EMERGENCY and level not in self.safety_net
-        ]
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
     def full_rule_id(self, rule: Rule) -> str:
         return f"{self.id}.{rule.id}"
 
@@ -211,6 +172,53 @@ class Protocol(BaseModel):
             for choice in question.choices:
                 found.update(choice.concepts)
         return found
+
+
+Loc = tuple[str | int, ...]
+
+
+def protocol_problems(protocol: Protocol) -> list[tuple[Loc, str]]:
+    """Consistency problems of one protocol, each with where it is in the file."""
+    problems: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for index, question in enumerate(protocol.questions):
+        if question.id in seen:
+            problems.append((("questions", index, "id"), f"question id {question.id} is used twice"))
+        seen.add(question.id)
+    seen = set()
+    source_ids = {s.id for s in protocol.sources}
+    questions = protocol.question_map
+    for index, rule in enumerate(protocol.rules):
+        if rule.id in seen:
+            problems.append((("rules", index, "id"), f"rule id {rule.id} is used twice"))
+        seen.add(rule.id)
+        if rule.source not in source_ids:
+            problems.append(
+                (("rules", index, "source"), f"rule {rule.id}: source {rule.source!r} is not in `sources`")
+            )
+        problems += [
+            (("rules", index, "if"), f"rule {rule.id}: {p}")
+            for p in _check_condition(rule.condition, questions)
+        ]
+    for index, question in enumerate(protocol.questions):
+        problems += [
+            (("questions", index, "ask_if"), f"question {question.id}: ask_if: {p}")
+            for p in _check_condition(question.gate, questions)
+        ]
+    if not any(rule.is_baseline for rule in protocol.rules):
+        problems.append((("rules",), "no baseline rule: one rule needs `if: always`"))
+    reachable = sorted({rule.level for rule in protocol.rules})
+    problems += [
+        (("advice",), f"advice is missing for level {level.value}")
+        for level in reachable
+        if level not in protocol.advice
+    ]
+    problems += [
+        (("safety_net",), f"safety_net is missing for level {level.value}")
+        for level in reachable
+        if level < Level.EMERGENCY and level not in protocol.safety_net
+    ]
+    return problems
 
 
 def _check_condition(condition: Condition, questions: dict[str, Question]) -> list[str]:

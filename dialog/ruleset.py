@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dialog.protocol import LexiconFile, Protocol, Question
+from dialog.protocol import LexiconFile, Protocol, Question, protocol_problems
 from safety import DataError, DataFileError, Lexicon, Localized, RedFlagSet
 from safety.datafile import load_yaml, validate
 from safety.redflags import load_red_flags
@@ -152,6 +152,10 @@ def load_rules(directory: Path) -> RuleSet:
             protocol = validate(document, Protocol)
         except DataFileError as exc:
             errors.extend(exc.errors)
+            continue
+        problems = protocol_problems(protocol)
+        errors.extend(document.error(loc, problem) for loc, problem in problems)
+        if problems:
             continue
         if protocol.id != path.stem:
             errors.append(

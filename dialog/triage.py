@@ -49,17 +49,38 @@ def decide(protocol: Protocol, answers: Answers) -> Decision:
     for rule in protocol.rules:
         if rule.level <= level or rule.condition.evaluate(answers) is not None:
             continue
-        for order, question in enumerate(protocol.questions):
-            if question.id in answers:
+        for question in protocol.questions:
+            if question.id in answers or question.id not in rule.condition.variables():
                 continue
-            if question.id not in rule.condition.variables():
+            askable = _askable(protocol, question, answers)
+            if askable is None:
                 continue
-            if question.gate.evaluate(answers) is False:
-                continue
-            candidate = (-rule.level.rank, order, question)
+            order = protocol.questions.index(askable)
+            candidate = (-rule.level.rank, order, askable)
             if best is None or candidate[:2] < best[:2]:
                 best = candidate
     return Decision(protocol, level, deciding, _read(deciding, answers), best[2] if best else None)
+
+
+def _askable(protocol: Protocol, question: Question, answers: Answers, depth: int = 0) -> Question | None:
+    """The question itself when its `ask_if` holds; when `ask_if` is still unknown, the question
+    that would settle it ("are you pregnant?" before "is the baby moving less?"); else None."""
+    gate = question.gate.evaluate(answers)
+    if gate is True:
+        return question
+    if gate is False or depth > 3:
+        return None
+    questions = protocol.question_map
+    for name in sorted(
+        question.gate.variables(),
+        key=lambda n: protocol.questions.index(questions[n]) if n in questions else -1,
+    ):
+        if name in answers or name not in questions:
+            continue
+        found = _askable(protocol, questions[name], answers, depth + 1)
+        if found is not None:
+            return found
+    return None
 
 
 def _read(rule: Rule, answers: Answers) -> dict[str, str | float]:

@@ -20,6 +20,7 @@ class Status(StrEnum):
     PRESENT = "present"
     NEGATED = "negated"
     HISTORICAL = "historical"
+    HYPOTHETICAL = "hypothetical"  # a general question: "can stress cause chest tightness?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,14 @@ _EN_PSEUDO_NEGATION = re.compile(
     r"|no (?:better|improvement)|not (?:getting )?better|not improving)\b"
 )
 _EN_NEGATION_WINDOW_WORDS = 4
+_EN_DENIAL = re.compile(r"\b(?:denies|denied|denying|negative for)\b")  # clinical lists: a longer reach
+_EN_DENIAL_WINDOW_WORDS = 8
+_GENERAL_QUESTION_EN = re.compile(
+    r"^\W*(?:can|could|does|do|is it|are|what|how|why|when|which|should)\b.*\?\s*$"
+)
+_PERSONAL_EN = re.compile(r"\b(?:my|i|i'm|im|i've|ive|me|mine|he|she|his|her|him|we|our|us|they|their)\b")
+_GENERAL_QUESTION_ZH = re.compile(r"(?:会不会|能不能|可不可以|是什么|什么是|有哪些|怎么判断|如何判断|是否会).*(?:吗|呢|\?)?$")
+_PERSONAL_ZH = re.compile(r"我|他|她|孩子|宝宝|儿子|女儿|老公|老婆|爸|妈|现在|刚才")
 _EN_AFTER = re.compile(r"\b(?:gone|resolved|went away|has stopped|stopped|settled|cleared up|all better)\b")
 _EN_AFTER_BLOCKED = re.compile(r"\b(?:not|never)\b|n'?t\b")
 
@@ -81,8 +90,11 @@ def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
     before = text[clause_start : match.start]
     after = text[match.end : clause_end]
     clause = text[clause_start:clause_end]
-    if _negated_before(before) or _negated_after(after):
+    question = _sentence(text, clause_start, clause_end)
+    if _negated_before(before) or _negated_after(after) or _negated_inside(text, match):
         status = Status.NEGATED
+    elif _general_question(question):
+        status = Status.HYPOTHETICAL
     elif _HISTORY.search(clause) and not _PRESENT.search(clause):
         status = Status.HISTORICAL
     else:
@@ -90,11 +102,35 @@ def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
     return Finding(match.concept, status, match.start, match.end)
 
 
+def _sentence(text: str, start: int, end: int) -> str:
+    """The clause with its closing mark, so a question can be recognised as one."""
+    return text[start : min(len(text), end + 1)].strip()
+
+
+def _general_question(sentence: str) -> bool:
+    if _GENERAL_QUESTION_EN.match(sentence) and not _PERSONAL_EN.search(sentence):
+        return True
+    return bool(_GENERAL_QUESTION_ZH.search(sentence)) and not _PERSONAL_ZH.search(sentence)
+
+
+def _negated_inside(text: str, match: Match) -> bool:
+    """A negation between the parts of a gapped term: 嗓子不疼, "chest not really painful"."""
+    for start, end in match.gaps:
+        gap = text[start:end]
+        if _EN_NEGATION.search(_EN_PSEUDO_NEGATION.sub(" ", gap)):
+            return True
+        if _ZH_NEGATION.search(_ZH_PSEUDO_NEGATION.sub("#", gap)):
+            return True
+    return False
+
+
 def _negated_before(before: str) -> bool:
     words = before.split()
     window = " ".join(words[-_EN_NEGATION_WINDOW_WORDS:])
     cleaned = _EN_PSEUDO_NEGATION.sub(" ", window)
     if _EN_NEGATION.search(cleaned):
+        return True
+    if _EN_DENIAL.search(" ".join(words[-_EN_DENIAL_WINDOW_WORDS:])):
         return True
     zh_window = before[-(_ZH_NEGATION_WINDOW_CHARS + 2) :]
     zh_cleaned = _ZH_PSEUDO_NEGATION.sub("#", zh_window)

@@ -44,6 +44,7 @@ class Match:
     concept: str
     start: int
     end: int  # exclusive
+    gaps: tuple[tuple[int, int], ...] = ()  # the words between the parts of a ` ... ` term
 
 
 def parse_term(concept: str, raw: str) -> Term:
@@ -110,7 +111,7 @@ class Lexicon:
                 matches.extend(Match(concept, start, end) for start, end in spans)
             else:
                 found = _assemble(text, clauses, term_index, term, spans, part_hits)
-                matches.extend(Match(concept, m.start, m.end) for m in found)
+                matches.extend(Match(concept, m.start, m.end, m.gaps) for m in found)
         excluded = [m for m in matches if m.concept.startswith("!")]
         kept = [m for m in matches if not m.concept.startswith("!")]
         if excluded:
@@ -146,6 +147,7 @@ def _assemble(
     for start, end in first_spans:
         clause = clauses.index(start)
         cursor = end
+        gaps: list[tuple[int, int]] = []
         for part_index in range(1, len(term.parts)):
             candidates = [
                 span
@@ -154,9 +156,11 @@ def _assemble(
             ]
             if not candidates:
                 break
-            cursor = min(candidates)[1]
+            following = min(candidates)
+            gaps.append((cursor, following[0]))
+            cursor = following[1]
         else:
-            yield Match(term.concept, start, cursor)
+            yield Match(term.concept, start, cursor, tuple(gaps))
 
 
 def _gap_ok(gap: str) -> bool:

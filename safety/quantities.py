@@ -75,6 +75,8 @@ def cn_number(text: str) -> float | None:
     digits = [_CN_DIGITS.get(char) for char in text]
     if any(digit is None for digit in digits):
         return None
+    if len(digits) == 2 and digits[0] and digits[1] == digits[0] + 1:
+        return digits[1] + half  # 三四天 is three or four days: the longer, to be safe
     value = 0
     for digit in digits:
         value = value * 10 + (digit or 0)

@@ -81,14 +81,17 @@ class Screener:
         now = {f.concept for f in findings if f.status is Status.PRESENT} | set(also_present)
         if quantities.has_fever:
             now.add(FEVER)
-        elif quantities.temperature_c is not None:
-            now.discard(FEVER)  # "feels hot, 37.6": a measured temperature under 38 C is not a fever
         present = frozenset(now)
-        known = context.present | present
+        if quantities.temperature_c is not None and not quantities.has_fever:
+            # "feels hot, 37.6": the complaint is still about fever, but a measured temperature
+            # under 38 C is no fever for the red flags (NICE NG143)
+            now.discard(FEVER)
+        flagged = frozenset(now)
+        known = (context.present - ({FEVER} if flagged != present else set())) | flagged
         age = context.age if context.age is not None else quantities.age_years
         sex = context.sex if context.sex is not None else quantities.sex
 
-        fired = self._firing(present, known, age, sex)
+        fired = self._firing(flagged, known, age, sex)
         if fired:
             crisis = any(flag.kind is FlagKind.CRISIS for flag in fired)
             ordered = tuple(sorted(fired, key=lambda flag: (-flag.level.rank, flag.id)))
@@ -125,7 +128,7 @@ class Screener:
         for finding in findings:
             if finding.concept in present:
                 continue
-            if finding.status is Status.NEGATED:
+            if finding.status in (Status.NEGATED, Status.HYPOTHETICAL):
                 doubtful["if_negated"].add(finding.concept)
             elif finding.status is Status.HISTORICAL:
                 doubtful["if_historical"].add(finding.concept)
