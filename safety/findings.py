@@ -48,10 +48,14 @@ _GENERAL_QUESTION_EN = re.compile(
     r"^\W*(?:can|could|does|do|is it|are|what|how|why|when|which|should)\b.*\?\s*$"
 )
 _PERSONAL_EN = re.compile(r"\b(?:my|i|i'm|im|i've|ive|me|mine|he|she|his|her|him|we|our|us|they|their)\b")
-_GENERAL_QUESTION_ZH = re.compile(r"(?:会不会|能不能|可不可以|是什么|什么是|有哪些|怎么判断|如何判断|是否会).*(?:吗|呢|\?)?$")
+_GENERAL_QUESTION_ZH = re.compile(
+    r"(?:会不会|能不能|可不可以|是什么|什么是|有哪些|怎么判断|如何判断|是否会).*(?:吗|呢|\?)?$"
+)
 _PERSONAL_ZH = re.compile(r"我|他|她|孩子|宝宝|儿子|女儿|老公|老婆|爸|妈|现在|刚才")
-_EN_AFTER = re.compile(r"\b(?:gone|resolved|went away|has stopped|stopped|settled|cleared up|all better)\b")
-_EN_AFTER_BLOCKED = re.compile(r"\b(?:not|never)\b|n'?t\b")
+_EN_AFTER = re.compile(
+    r"^\W*(?:(?:is|are|has|have|'s|has now|is now)\s+)?(?:all\s+)?"
+    r"(?:gone|resolved|went away|stopped|settled|cleared up|all better)\b"
+)
 
 _ZH_NEGATION = re.compile(r"没有|没|无|不|未|否认|并无|从未|从没|别")
 _ZH_PSEUDO_NEGATION = re.compile(
@@ -70,8 +74,11 @@ _HISTORY = re.compile(
     r"|\bas a (?:kid|child|baby|teenager|teen)\b|\bwhen i was (?:a |little|young|\d)"
     r"|\bin the past\b|\bpreviously\b|\bprevious\b|\bpassed away\b|\bdied (?:of|from)\b"
     r"|\bruns in (?:the|my|our) family\b|\bfamily history\b|\bchildhood\b"
-    r"|以前|去年|前年|年前|多年|曾经|病史|家族史|小时候|过去|既往|早年|那年|去世|年轻时"
+    r"|\b(?:years|months|decades) ago\b|\blast (?:month|year)\b"
+    r"|以前|去年|前年|年前|多年|曾经|病史|家族史|小时候|(?<![晕昏抽死睡倒背憋疼痛厥])过去|既往|早年|那年|去世|过世"
+    r"|年轻时|[\d一二两三四五六七八九十]+岁(?:的)?时"
 )
+_EXPERIENCED = re.compile(r"过(?![来去敏度量了])")  # 中风过, 惊厥过: the aspect of past experience
 _PRESENT = re.compile(
     r"\b(?:now|right now|just now|today|tonight|currently|again|this (?:morning|evening|afternoon)"
     r"|at the moment|suddenly|still|happening|is having|keeps?)\b"
@@ -95,7 +102,7 @@ def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
         status = Status.NEGATED
     elif _general_question(question):
         status = Status.HYPOTHETICAL
-    elif _HISTORY.search(clause) and not _PRESENT.search(clause):
+    elif (_HISTORY.search(clause) or _EXPERIENCED.match(after)) and not _PRESENT.search(clause):
         status = Status.HISTORICAL
     else:
         status = Status.PRESENT
@@ -142,9 +149,5 @@ def _negated_before(before: str) -> bool:
 
 
 def _negated_after(after: str) -> bool:
-    cue = _EN_AFTER.search(after)
-    if cue:
-        lead = after[: cue.start()]
-        if len(lead.split()) <= 3 and not _EN_AFTER_BLOCKED.search(lead):
-            return True
-    return _ZH_AFTER.match(after.strip()) is not None
+    """ "the fever is gone", "bleeding has stopped", 烧退了: resolved, right after the finding."""
+    return _EN_AFTER.match(after) is not None or _ZH_AFTER.match(after.strip()) is not None

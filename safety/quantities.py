@@ -154,6 +154,8 @@ _AGE_PATTERNS: tuple[tuple[re.Pattern[str], float], ...] = (
     ),
     (re.compile(rf"(\d+|{_CN_NUM})\s*(?:周|星期)\s*大"), 1 / 52),
     (re.compile(rf"(?:出生|生下来)\s*(\d+|{_CN_NUM})\s*天"), 1 / 365),
+    (re.compile(rf"(?:出生|生下来)\s*(\d+|{_CN_NUM})\s*个?\s*(?:多)?月"), 1 / 12),
+    (re.compile(rf"(?:出生|生下来)\s*(\d+|{_CN_NUM})\s*(?:周|星期)"), 1 / 52),
     (re.compile(rf"(\d+|{_CN_NUM})\s*天大"), 1 / 365),
 )
 _BABY_AGE = re.compile(
