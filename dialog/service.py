@@ -58,7 +58,7 @@ from safety.redflags import FlagKind, RedFlag
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000
-MAX_PROTOCOLS_PER_CASE = 3
+MAX_OTHERS_NAMED = 3  # other complaints named in the advice
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
 
@@ -609,7 +609,7 @@ class ConsultationService:
         if opened and case.complaint is None:
             case.complaint = screen.text[:300]
         for protocol in opened:
-            if protocol.id not in case.protocols and len(case.protocols) < MAX_PROTOCOLS_PER_CASE:
+            if protocol.id not in case.protocols:
                 case.protocols.append(protocol.id)
         questions = [q for pid in case.protocols for q in self.rules.protocols[pid].questions]
         for question_id, value in answers_from_text(screen, questions, case.answers).items():
@@ -646,7 +646,7 @@ class ConsultationService:
         opened = matching_protocols(
             self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
         )
-        case.protocols = [p.id for p in opened[:MAX_PROTOCOLS_PER_CASE]]
+        case.protocols = [p.id for p in opened]
 
     def _next_decision(self, case: Case) -> Decision | None:
         """The most dangerous complaint's protocol asks the questions; the others mentioned are
@@ -679,7 +679,19 @@ class ConsultationService:
             opened = matching_protocols(
                 self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
             )
-            case.protocols = list(dict.fromkeys(fitting + [p.id for p in opened]))[:MAX_PROTOCOLS_PER_CASE]
+            case.protocols = list(dict.fromkeys(fitting + [p.id for p in opened]))
+            for protocol_id in case.protocols:
+                if protocol_id not in fitting:
+                    self._answer_from_transcript(case, self.rules.protocols[protocol_id])
+
+    def _answer_from_transcript(self, case: Case, protocol: Protocol) -> None:
+        """A protocol that joins late reads what the patient already wrote, like the others did."""
+        for turn in case.transcript:
+            if turn.role != "patient" or turn.private:
+                continue
+            screen = self.screener.screen(turn.text)
+            for question_id, value in answers_from_text(screen, protocol.questions, case.answers).items():
+                self._set_answer(case, self.rules.questions[question_id], value, from_text=True)
 
     def _wants_open_question(self, turn: _Turn) -> bool:
         case, pending = turn.case, turn.session.pending
@@ -818,7 +830,7 @@ class ConsultationService:
         )
         others = [
             self.rules.protocols[p].title.get(turn.lang)
-            for p in case.protocols
+            for p in case.protocols[: MAX_OTHERS_NAMED + 1]
             if p != protocol_id and p not in case.done_protocols
         ]
         text = advice_text(
