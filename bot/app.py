@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from dialog.phrasing import Phraser
 from dialog.ruleset import RuleSet, load_rules
 from dialog.service import ConsultationService
 from dialog.store import Store
@@ -48,7 +49,9 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         yield RedisStore(redis, retention_seconds=settings.retention_days * 86400)
 
 
-def build_service(settings: Settings, rules: RuleSet, store: Store) -> ConsultationService:
+def build_service(
+    settings: Settings, rules: RuleSet, store: Store, phraser: Phraser | None = None
+) -> ConsultationService:
     return ConsultationService(
         rules,
         store,
@@ -56,4 +59,5 @@ def build_service(settings: Settings, rules: RuleSet, store: Store) -> Consultat
         default_lang=settings.language,
         retention_days=settings.retention_days,
         escalate_at=settings.escalate_at,
+        phraser=phraser,
     )

@@ -62,4 +62,4 @@ async def chat(
             inbound = Inbound(patient_id=patient_id, kind="command", command=_COMMANDS[line])
         else:
             inbound = Inbound(patient_id=patient_id, kind="text", text=line)
-        buttons = render(await service.handle(inbound), write) or buttons
+        buttons = render(await service.handle(inbound), write)

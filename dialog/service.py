@@ -27,6 +27,7 @@ from dialog.events import (
     Reply,
     TriageOutcome,
 )
+from dialog.phrasing import PhraseKind, Phraser
 from dialog.protocol import Protocol, Question, Rule
 from dialog.ruleset import RuleSet
 from dialog.session import Case, Disposition, Pending, Session, Turn
@@ -53,6 +54,7 @@ from safety import (
     detect_language,
     normalise,
 )
+from safety.guard import OutputGuard
 from safety.redflags import FlagKind, RedFlag
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,16 @@ _SEX = {
 _CHILD_AGE = 16.0  # under 16 the child protocols apply (NICE NG143 and IMCI populations)
 
 
+@dataclass(frozen=True, slots=True)
+class _Phrasable:
+    """A part of an outgoing reply the model may reword: a question, or the advice body."""
+
+    reply: Reply
+    segment: str
+    kind: PhraseKind
+    level: Level | None
+
+
 @dataclass
 class _Turn:
     """What one inbound message produces."""
@@ -89,6 +101,7 @@ class _Turn:
     session: Session
     lang: Lang
     out: list[Outbound] = field(default_factory=list)
+    phrasable: list[_Phrasable] = field(default_factory=list)
 
     @property
     def case(self) -> Case:
@@ -106,6 +119,7 @@ class ConsultationService:
         default_lang: Lang = "zh",
         retention_days: int = 30,
         escalate_at: Level = Level.EMERGENCY,
+        phraser: Phraser | None = None,
     ) -> None:
         self.rules = rules
         self.store = store
@@ -113,6 +127,8 @@ class ConsultationService:
         self.default_lang = default_lang
         self.retention_days = retention_days
         self.escalate_at = escalate_at
+        self.phraser = phraser
+        self.guard = OutputGuard(region.numbers)
         self.screener = Screener(rules.lexicon, rules.red_flags)
         self.responder = Responder(_safety_texts(rules), region, rules.red_flags.first_aid)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -121,6 +137,8 @@ class ConsultationService:
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Everything the bot says and does in answer to one inbound event."""
+        if self.phraser is not None:
+            self.phraser.cancel(inbound.patient_id)  # the patient moved on: stop rewording old text
         async with self._locks[inbound.patient_id]:
             try:
                 return await self._handle(inbound)
@@ -183,8 +201,38 @@ class ConsultationService:
             self._dispatch(turn, inbound, text, screen)
         if len(inbound.text) > MAX_TEXT_CHARS:
             turn.out.insert(0, self._reply(turn, "error.too_long"))
+        await self._phrase(turn)
         await self._persist(turn, stored)
         return turn.out
+
+    async def _phrase(self, turn: _Turn) -> None:
+        """Let the model reword questions and advice; the guard decides, the template is the
+        fallback. Emergency, crisis, safety and consent texts are never handed to a model."""
+        phraser = self.phraser
+        if phraser is None or not turn.phrasable or not phraser.speaks(turn.lang):
+            return
+        for item in turn.phrasable:
+            worded = await phraser.phrase(item.kind, turn.lang, item.segment, key=turn.session.patient_id)
+            if not worded or worded.strip() == item.segment.strip():
+                continue
+            if not self.guard.check(worded, lang=turn.lang, level=item.level).accepted:
+                continue
+            index = next((i for i, action in enumerate(turn.out) if action is item.reply), None)
+            if index is None:
+                continue
+            new_text = item.reply.text.replace(item.segment, worded.strip(), 1)
+            turn.out[index] = item.reply.model_copy(update={"text": new_text})
+            case = turn.session.case
+            if case is not None:
+                for position in range(len(case.transcript) - 1, -1, -1):
+                    if (
+                        case.transcript[position].role == "bot"
+                        and case.transcript[position].text == item.reply.text
+                    ):
+                        case.transcript[position] = case.transcript[position].model_copy(
+                            update={"text": new_text}
+                        )
+                        break
 
     # ---- safety ------------------------------------------------------------------------
 
@@ -803,7 +851,10 @@ class ConsultationService:
         self._ask(turn, self._open_text(turn), (button,), Expect(kind="open"))
 
     def _ask(self, turn: _Turn, text: str, buttons: tuple[Button, ...], expect: Expect) -> None:
-        turn.out.append(Reply(text=text, lang=turn.lang, purpose="question", buttons=buttons, expect=expect))
+        reply = Reply(text=text, lang=turn.lang, purpose="question", buttons=buttons, expect=expect)
+        turn.out.append(reply)
+        if expect.kind == "question":
+            turn.phrasable.append(_Phrasable(reply, text, "question", turn.case.level))
         self._record(turn, "bot", text)
 
     def _reask(self, turn: _Turn) -> None:
@@ -853,21 +904,24 @@ class ConsultationService:
         )
         session.state = next_state(session.state, Trigger.TRIAGED)
         session.pending = Pending()
-        turn.out.append(
-            Reply(
-                text=text,
-                lang=turn.lang,
-                purpose="advice",
-                urgent=level >= Level.EMERGENCY,
-                triage=TriageOutcome(
-                    level=level,
-                    rule=case.rule or "",
-                    protocol=protocol_id or None,
-                    red_flag=bool(case.red_flags),
-                    flags=tuple(case.red_flags),
-                ),
-            )
+        reply = Reply(
+            text=text,
+            lang=turn.lang,
+            purpose="advice",
+            urgent=level >= Level.EMERGENCY,
+            triage=TriageOutcome(
+                level=level,
+                rule=case.rule or "",
+                protocol=protocol_id or None,
+                red_flag=bool(case.red_flags),
+                flags=tuple(case.red_flags),
+            ),
         )
+        turn.out.append(reply)
+        if protocol is not None and level in protocol.advice and level < Level.EMERGENCY:
+            # only the protocol's advice body: level, reasons, safety net and disclaimer stay as written
+            body = protocol.advice[level].get(turn.lang).strip()
+            turn.phrasable.append(_Phrasable(reply, body, "advice", level))
         self._record(turn, "bot", text)
         if level >= self.escalate_at:
             self._escalate(turn, "level", priority=1 if level >= Level.EMERGENCY else 2, flags=())

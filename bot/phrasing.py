@@ -1,0 +1,63 @@
+"""The language model behind the engine's Phraser interface: backend, queue and assistant from
+settings, adapted to `dialog.phrasing.Phraser`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.config import Settings
+from dialog.phrasing import PhraseKind
+from model import Assistant, GenerationQueue, PhrasePlan, create_backend
+from safety import Lang
+
+log = logging.getLogger(__name__)
+
+
+class AssistantPhraser:
+    """`dialog.phrasing.Phraser` over `model.Assistant` (results below OK become None)."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+
+    def speaks(self, lang: Lang) -> bool:
+        return self.assistant.speaks(lang)
+
+    async def phrase(self, kind: PhraseKind, lang: Lang, template: str, *, key: str) -> str | None:
+        result = await self.assistant.phrase(PhrasePlan(kind=kind, lang=lang, text=template), key=key)
+        return result.value_or(None)  # type: ignore[arg-type]
+
+    def cancel(self, key: str) -> None:
+        self.assistant.cancel(key)
+
+
+@asynccontextmanager
+async def open_phraser(settings: Settings) -> AsyncIterator[AssistantPhraser | None]:
+    """The configured model loaded once and warmed up (in a worker thread), or None for `none`."""
+    threads = settings.model_threads or max(1, (os.cpu_count() or 2) - 1)
+    backend = await asyncio.to_thread(
+        create_backend,
+        settings.model,
+        model_name=settings.model_name,
+        api_key=settings.model_api_key.get_secret_value() if settings.model_api_key else None,
+        n_threads=threads,
+        n_ctx=settings.model_context,
+        n_gpu_layers=settings.model_gpu_layers,
+    )
+    if backend is None:
+        yield None
+        return
+    log.info("model %s ready", backend.id)
+    queue = GenerationQueue(backend)
+    try:
+        # reading free text stays with the lexicon unless a capable model is configured: the
+        # bundled 135M model answers validly but not reliably
+        assistant = Assistant(
+            queue, phrase_deadline_s=settings.model_phrase_seconds, read_answers=settings.model != "bundled"
+        )
+        yield AssistantPhraser(assistant)
+    finally:
+        await queue.aclose()
