@@ -8,6 +8,7 @@ $WENZHEN_CONFIG, or ./wenzhen.toml when present; environment variables win over 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -46,9 +47,26 @@ class Settings(BaseSettings):
     model: str = "bundled"
     model_name: str | None = None
     model_api_key: SecretStr | None = None
+    model_threads: int | None = Field(default=None, ge=1, le=256)  # default: leave a core to the event loop
+    model_context: int = Field(default=4096, ge=512, le=262144)
+    model_gpu_layers: int = Field(default=0, ge=-1)
+    model_phrase_seconds: float = Field(default=8.0, gt=0, le=120)
     retention_days: int = Field(default=30, ge=1, le=3650)
     escalate_at: Level = Level.EMERGENCY
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Telegram (bot/telegram): webhook mode when telegram_webhook_url is set, else long polling.
+    telegram_webhook_url: str | None = None  # the public https:// URL Telegram posts updates to
+    telegram_webhook_path: str | None = None  # path served locally; default: the URL's path
+    telegram_webhook_host: str = "127.0.0.1"
+    telegram_webhook_port: int = Field(default=8080, ge=1, le=65535)
+    telegram_webhook_secret: SecretStr | None = None  # default: derived from the bot token
+    telegram_request_timeout: float = Field(default=20.0, gt=0, le=300)  # seconds per Bot API call
+    telegram_throttle_rate: float = Field(default=1.0, gt=0)  # messages per second per patient
+    telegram_throttle_burst: int = Field(default=6, ge=1)  # messages a patient may send at once
+    telegram_typing_after: float = Field(default=0.5, ge=0)  # seconds before "typing…" is shown
+    telegram_lock_timeout: float = Field(default=30.0, ge=1)  # per-patient lock TTL (renewed while held)
+    telegram_urgent_retry_for: float = Field(default=600.0, ge=10)  # seconds to retry an emergency reply
 
     @field_validator("model")
     @classmethod
@@ -58,6 +76,27 @@ class Settings(BaseSettings):
         if value.endswith(".gguf"):
             return value
         raise ValueError("must be `bundled`, `none`, a path to a .gguf file, or an http(s):// URL")
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL (Telegram itself posts only to https://)")
+        return value
+
+    @field_validator("telegram_webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("1-256 characters: letters, digits, _ and - (Telegram's rule)")
+        return value
 
     @field_validator("rules_dir")
     @classmethod
