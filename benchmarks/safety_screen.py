@@ -66,12 +66,16 @@ def main() -> None:
     timed(screener.screen, texts, 1)  # warm caches
     real = timed(screener.screen, texts, args.rounds)
     base = timed(naive, texts, args.rounds)
-    print(f"rule set: {len(rules.red_flags.flags)} red flags, {len(rules.lexicon.terms)} terms, "
-          f"{len(rules.lexicon.concepts)} concepts; {len(texts)} messages x {args.rounds} rounds")
+    print(
+        f"rule set: {len(rules.red_flags.flags)} red flags, {len(rules.lexicon.terms)} terms, "
+        f"{len(rules.lexicon.concepts)} concepts; {len(texts)} messages x {args.rounds} rounds"
+    )
     for name, samples in (("screen", real), ("baseline (normalise + `in` per term)", base)):
         total_s = sum(samples) / 1e6
-        print(f"{name}: {len(samples) / total_s:,.0f} msg/s  p50 {percentile(samples, 0.5):.1f} us  "
-              f"p99 {percentile(samples, 0.99):.1f} us  mean {statistics.fmean(samples):.1f} us")
+        print(
+            f"{name}: {len(samples) / total_s:,.0f} msg/s  p50 {percentile(samples, 0.5):.1f} us  "
+            f"p99 {percentile(samples, 0.99):.1f} us  mean {statistics.fmean(samples):.1f} us"
+        )
     print(f"ratio screen/baseline mean latency: {statistics.fmean(real) / statistics.fmean(base):.2f}")
     print(f"safety_screen_p99_us: {percentile(real, 0.99):.1f}")
 
