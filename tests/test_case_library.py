@@ -86,7 +86,7 @@ def test_library_meets_the_accuracy_goals(library: list[dict[str, Any]]) -> None
 def test_library_never_asks_a_question_twice(library: list[dict[str, Any]]) -> None:
     for result in library:
         questions = result["questions"]
-        repeats = {q for q in questions if questions.count(q) > 2}
+        repeats = {q for q in questions if questions.count(q) > 1}
         assert not repeats, (result["id"], questions)
 
 
