@@ -1,5 +1,5 @@
-"""Bot: frontends and wiring — the terminal chat, the patient simulator, the command line,
-configuration and start-up (Telegram and the dashboard join later).
+"""Bot: frontends and wiring — Telegram (`bot.telegram`), the terminal chat, the patient
+simulator, the command line, configuration, the model adapter and start-up.
 
 Owns: everything that touches the outside world. May import: every package of the project.
 """

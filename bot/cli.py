@@ -57,12 +57,18 @@ def chat(lang: str | None) -> None:
 
     async def run() -> None:
         from bot.app import build_service, open_store
+        from bot.phrasing import open_phraser
         from bot.terminal import chat as terminal_chat
 
-        async with open_store(settings) as store:
-            await terminal_chat(build_service(settings, rules, store), lang=lang)
+        async with open_store(settings) as store, open_phraser(settings) as phraser:
+            await terminal_chat(build_service(settings, rules, store, phraser), lang=lang)
 
-    asyncio.run(run())
+    from model import ModelConfigError
+
+    try:
+        asyncio.run(run())
+    except ModelConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()
@@ -154,8 +160,28 @@ def rules_check(path: Path | None) -> None:
 
 @cli.command()
 def serve() -> None:
-    """Serve patients on Telegram (needs TELEGRAM_BOT_TOKEN)."""
-    raise click.ClickException("the Telegram frontend is not built yet (issue 6); use `wenzhen chat`")
+    """Serve patients on Telegram (needs TELEGRAM_BOT_TOKEN): long polling, or a webhook when
+    WENZHEN_TELEGRAM_WEBHOOK_URL is set."""
+    from aiogram.utils.token import TokenValidationError, validate_token
+
+    from bot.telegram import serve as serve_telegram
+    from bot.telegram.texts import MissingTextsError
+
+    settings = _settings()
+    if settings.telegram_bot_token is None:
+        raise click.ClickException("TELEGRAM_BOT_TOKEN is not set; `wenzhen chat` needs none")
+    try:
+        validate_token(settings.telegram_bot_token.get_secret_value())
+    except TokenValidationError:
+        raise click.ClickException("TELEGRAM_BOT_TOKEN is not a bot token (123456:ABC...)") from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    rules = _rules_or_exit(settings)
+    try:
+        asyncio.run(serve_telegram(settings, rules))
+    except MissingTextsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command()

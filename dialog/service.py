@@ -137,8 +137,7 @@ class ConsultationService:
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Everything the bot says and does in answer to one inbound event."""
-        if self.phraser is not None:
-            self.phraser.cancel(inbound.patient_id)  # the patient moved on: stop rewording old text
+        self.interrupt(inbound.patient_id)
         async with self._locks[inbound.patient_id]:
             try:
                 return await self._handle(inbound)
@@ -155,6 +154,13 @@ class ConsultationService:
                 )
                 return [Reply(text=text, lang=lang, purpose="error")]
 
+    def interrupt(self, patient_id: str) -> None:
+        """The patient sent something new: stop rewording their previous reply, so the new message
+        (perhaps an emergency) does not wait behind it. Frontends call this on arrival, before any
+        per-patient lock of their own; `handle` calls it too."""
+        if self.phraser is not None:
+            self.phraser.cancel(patient_id)
+
     async def screen_only(self, inbound: Inbound) -> list[Outbound]:
         """For a message the frontend will not consult on (a flood): the safety screen still runs,
         and an emergency or crisis is answered exactly as `handle` would; otherwise nothing."""
@@ -165,7 +171,9 @@ class ConsultationService:
                 session, stored = None, False
             session = session or Session(patient_id=inbound.patient_id)
             text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
-            screen = self.screener.screen(text, self._context(session))
+            screen = self.screener.screen(
+                text, self._context(session), self._button_findings(session, inbound)
+            )
             if not screen.is_alarm:
                 return []
             turn = _Turn(session, self._language(session, text, inbound.lang_hint))

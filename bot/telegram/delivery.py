@@ -1,0 +1,163 @@
+"""Sending what the consultation service returns, with Telegram's faults handled.
+
+- 429 Too Many Requests: wait the `retry_after` Telegram asks for, then retry.
+- 5xx, network errors, timeouts and unreadable answers (a proxy's HTML error page): retry with
+  exponential backoff (aiogram's `Backoff`).
+- Urgent replies (emergency and crisis) are retried until Telegram accepts them, for up to
+  `urgent_for` seconds; other replies a few times.
+- 403 Forbidden (the patient blocked the bot or deleted the account): stop quietly.
+- Anything else (a 400): logged without the text, and the next message is still tried.
+
+The typing indicator is shown only when the service takes longer than `typing_after`: a fast
+reply needs none, and it costs an API call against Telegram's rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.backoff import Backoff, BackoffConfig
+
+from bot.telegram.escalations import EscalationSink, LogEscalations
+from bot.telegram.render import keyboard, split_text
+from dialog.events import Escalation, Outbound, Reply
+
+log = logging.getLogger(__name__)
+
+TYPING_REFRESH = 4.5  # Telegram shows "typing…" for 5 seconds
+
+
+class PatientUnreachableError(Exception):
+    """Telegram answered 403: the patient blocked the bot or deleted the account."""
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    attempts: int = 4  # tries for an ordinary reply
+    urgent_for: float = 600.0  # seconds an urgent reply keeps being retried
+    backoff: BackoffConfig = field(
+        default_factory=lambda: BackoffConfig(min_delay=0.5, max_delay=15.0, factor=2.0, jitter=0.1)
+    )
+    typing_after: float = 0.5
+
+
+class Delivery:
+    def __init__(
+        self, policy: DeliveryPolicy | None = None, escalations: EscalationSink | None = None
+    ) -> None:
+        self.policy = policy or DeliveryPolicy()
+        self.escalations: EscalationSink = escalations or LogEscalations()
+
+    async def send(self, bot: Bot, chat_id: int, actions: Sequence[Outbound]) -> int | None:
+        """Escalations first (they never wait for Telegram), then the replies in order. Returns
+        the id of the last message sent with a keyboard, if the last reply had one."""
+        for action in actions:
+            if isinstance(action, Escalation):
+                try:
+                    await self.escalations.publish(action)
+                except Exception:
+                    log.exception("escalation %s could not be published", action.case_id)
+        latest: int | None = None
+        try:
+            for action in actions:
+                if isinstance(action, Reply):
+                    sent = await self.send_reply(bot, chat_id, action)
+                    latest = sent[-1] if action.buttons and sent else None
+        except PatientUnreachableError:
+            log.info("chat %s: the patient blocked the bot; not sending", chat_id)
+            return None
+        return latest
+
+    async def send_reply(self, bot: Bot, chat_id: int, reply: Reply) -> list[int]:
+        """The ids of the messages sent (one per part of a long text). Raises
+        PatientUnreachableError."""
+        chunks = split_text(reply.text)
+        markup = keyboard(reply.buttons)
+        sent: list[int] = []
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            message_id = await self.send_text(
+                bot, chat_id, chunk, markup=markup if last else None, urgent=reply.urgent
+            )
+            if message_id is not None:
+                sent.append(message_id)
+        return sent
+
+    async def send_text(
+        self,
+        bot: Bot,
+        chat_id: int,
+        text: str,
+        *,
+        markup: InlineKeyboardMarkup | None = None,
+        urgent: bool = False,
+    ) -> int | None:
+        """Send one message (at most 4096 characters), retrying as the policy says: its id, or
+        None when it was given up. Raises PatientUnreachableError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.urgent_for
+        backoff = Backoff(self.policy.backoff)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                message = await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
+                return message.message_id
+            except TelegramForbiddenError as exc:
+                raise PatientUnreachableError(chat_id) from exc
+            except TelegramRetryAfter as exc:
+                delay = float(exc.retry_after)
+                why = f"429, retry after {exc.retry_after}s"
+            except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+                delay = max(0.0, next(backoff))
+                why = type(exc).__name__
+            except TelegramAPIError as exc:
+                log.error("chat %s: Telegram refused a message: %s", chat_id, exc.message)
+                return None
+            out_of_time = loop.time() + delay > deadline
+            if (urgent and out_of_time) or (not urgent and attempt >= self.policy.attempts):
+                log.error(
+                    "chat %s: %s message not delivered after %d attempts (%s)",
+                    chat_id,
+                    "URGENT" if urgent else "a",
+                    attempt,
+                    why,
+                )
+                return None
+            log.warning("chat %s: attempt %d failed (%s); retrying in %.1fs", chat_id, attempt, why, delay)
+            await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def typing(self, bot: Bot, chat_id: int) -> AsyncIterator[None]:
+        """Show "typing…" while the body runs, once it has taken `typing_after` seconds."""
+        task = asyncio.create_task(self._keep_typing(bot, chat_id))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _keep_typing(self, bot: Bot, chat_id: int) -> None:
+        await asyncio.sleep(self.policy.typing_after)
+        while True:
+            try:
+                await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            except TelegramAPIError as exc:
+                log.debug("chat %s: typing indicator failed: %s", chat_id, exc)
+            await asyncio.sleep(TYPING_REFRESH)

@@ -1,0 +1,102 @@
+"""The patient chat: every message and quick-reply tap in a private chat goes to the
+consultation service, and what it returns is sent back.
+
+Groups, channels and other bots are not served (this router filters them out). A tap is
+answered at once (so the button stops spinning). Only the bot's latest question keeps its
+buttons: when the patient taps or types an answer, the previous keyboard is taken away, so an
+old question cannot be answered twice by accident. The id of that message is the only thing
+kept in FSM data; the consultation itself lives in the service's store.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, Update
+
+from bot.telegram.delivery import Delivery
+from bot.telegram.errors import ErrorMiddleware
+from bot.telegram.inbound import callback_inbound, message_inbound
+from bot.telegram.throttle import ThrottleMiddleware, TokenBuckets
+from dialog.events import Inbound
+from dialog.service import ConsultationService
+
+KEYBOARD = "keyboard"  # FSM data: the message id of the last keyboard shown
+
+
+async def consult(
+    bot: Bot,
+    chat_id: int,
+    inbound: Inbound,
+    service: ConsultationService,
+    delivery: Delivery,
+    state: FSMContext,
+    *,
+    answered: int | None = None,
+) -> None:
+    """One turn: the service's answer to `inbound`, sent; `answered` is the message whose
+    keyboard the patient tapped (already taken away)."""
+    async with delivery.typing(bot, chat_id):
+        actions = await service.handle(inbound)
+    if not actions:  # e.g. a doctor has the case: the bot stays quiet
+        return
+    shown = (await state.get_data()).get(KEYBOARD)
+    if isinstance(shown, int) and shown != answered:
+        await _remove_keyboard(bot, chat_id, shown)
+    latest = await delivery.send(bot, chat_id, actions)
+    if latest is not None or shown is not None:
+        await state.set_data({KEYBOARD: latest} if latest is not None else {})
+
+
+async def on_message(
+    message: Message,
+    event_update: Update,
+    bot: Bot,
+    service: ConsultationService,
+    delivery: Delivery,
+    state: FSMContext,
+) -> None:
+    inbound = message_inbound(message, event_update.update_id)
+    if inbound is not None:
+        await consult(bot, message.chat.id, inbound, service, delivery, state)
+
+
+async def on_tap(
+    callback: CallbackQuery,
+    event_update: Update,
+    bot: Bot,
+    service: ConsultationService,
+    delivery: Delivery,
+    state: FSMContext,
+) -> None:
+    with suppress(TelegramAPIError):
+        await callback.answer()
+    message = callback.message
+    if message is None:  # not from a chat message (the router's filter keeps these out)
+        return
+    if isinstance(message, Message) and message.reply_markup is not None:
+        await _remove_keyboard(bot, message.chat.id, message.message_id)
+    inbound = callback_inbound(callback, event_update.update_id)
+    await consult(bot, message.chat.id, inbound, service, delivery, state, answered=message.message_id)
+
+
+async def _remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
+    with suppress(TelegramAPIError):  # too old to edit, already gone: nothing to do
+        await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id)
+
+
+def create_router(buckets: TokenBuckets) -> Router:
+    """The patient router; a new one per dispatcher (aiogram attaches a router to one parent)."""
+    router = Router(name=__name__)
+    router.message.filter(F.chat.type == ChatType.PRIVATE, F.from_user.is_bot.is_(False))
+    router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE, F.from_user.is_bot.is_(False))
+    router.message.middleware(ErrorMiddleware())
+    router.message.middleware(ThrottleMiddleware(buckets))
+    router.callback_query.middleware(ErrorMiddleware())
+    router.message.register(on_message)
+    router.callback_query.register(on_tap)
+    return router

@@ -1,0 +1,40 @@
+"""The texts the Telegram frontend adds of its own, read from the locale files (`telegram.*`)."""
+
+from __future__ import annotations
+
+from dialog.ruleset import RuleSet
+from safety import Lang, Region
+
+TELEGRAM_COMMANDS = ("start", "restart", "help", "human", "forget", "language")
+TELEGRAM_TEXT_KEYS = (
+    "error.temporary",
+    "telegram.throttled",
+    *(f"telegram.commands.{name}" for name in TELEGRAM_COMMANDS),
+)
+
+
+class MissingTextsError(Exception):
+    """The locale files lack texts the Telegram frontend needs."""
+
+
+def language_of(hint: str | None, default: Lang) -> Lang:
+    """A Telegram client's language code (e.g. `zh-hans`, `en-US`) as one of ours."""
+    if not hint:
+        return default
+    return "zh" if hint.lower().startswith("zh") else "en"
+
+
+class Texts:
+    """Locale texts with the region's numbers filled in."""
+
+    def __init__(self, rules: RuleSet, region: Region) -> None:
+        missing = [key for key in TELEGRAM_TEXT_KEYS if key not in rules.texts]
+        if missing:
+            raise MissingTextsError(
+                f"{rules.directory / 'locales'}: texts missing for Telegram: {', '.join(missing)}"
+            )
+        self._rules = rules
+        self._region = region
+
+    def get(self, key: str, lang: Lang) -> str:
+        return self._rules.text(key).get(lang).replace("{number}", self._region.emergency_number)
