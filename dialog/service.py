@@ -60,7 +60,10 @@ from safety.redflags import FlagKind, RedFlag
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 2000
-MAX_OTHERS_NAMED = 3  # other complaints named in the advice
+MAX_OTHERS_NAMED = 3
+STRICT_PREFIX = (
+    "rf_"  # a red flag's strict twin of a protocol concept  # other complaints named in the advice
+)
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
 
@@ -251,12 +254,20 @@ class ConsultationService:
         return ScreenContext(present=frozenset(case.present), age=case.numeric_age, sex=case.known_sex)
 
     def _button_findings(self, session: Session, inbound: Inbound) -> frozenset[str]:
-        """A "yes" button to a question about a concept is that finding, for the screen too."""
+        """A "yes" button to a question about a concept is that finding, for the screen too.
+
+        Red flags use strict `rf_<concept>` twins of broad protocol concepts so that loose words
+        do not raise alarms (docs/protocol-format.md); a patient's explicit "yes" is not loose,
+        so it confirms the strict twin as well.
+        """
         parts = inbound.data.split(":")
         if inbound.kind != "button" or len(parts) != 3 or parts[0] != "a" or parts[2] != "yes":
             return frozenset()
         question = self.rules.questions.get(parts[1])
-        return frozenset({question.concept}) if question and question.concept else frozenset()
+        if question is None or question.concept is None:
+            return frozenset()
+        strict = f"{STRICT_PREFIX}{question.concept}"
+        return frozenset({question.concept} | ({strict} if strict in self.rules.lexicon.concepts else set()))
 
     def _alarm(self, turn: _Turn, screen: ScreenResult) -> None:
         session = turn.session
