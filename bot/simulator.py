@@ -86,6 +86,7 @@ class SimulatedPatient:
         findings = screener.screen(" . ".join(case.messages)).findings
         self.present = {f.concept for f in findings if f.status is Status.PRESENT}
         self.negated = {f.concept for f in findings if f.status is Status.NEGATED} - self.present
+        self.historical = {f.concept for f in findings if f.status is Status.HISTORICAL} - self.present
         self.quantities = read_quantities(joined)
 
     def next_message(self) -> str | None:
@@ -114,7 +115,10 @@ class SimulatedPatient:
         return None
 
     def _safety(self, expect: Expect) -> tuple[str, str]:
-        if expect.concept in self.negated or self.unknown == "no":
+        """Asked whether a denied or past finding is happening now: the case text decides."""
+        if expect.concept in self.present:
+            return ("button", "safety:yes")
+        if expect.concept in self.negated | self.historical or self.unknown == "no":
             return ("button", "safety:no")
         return ("button", "safety:yes")
 
@@ -208,10 +212,17 @@ async def simulate_case(
                 questions.append(reply.expect.question_id)
             if reply.purpose in ("emergency", "crisis"):
                 red_flag = True
-            if reply.triage is not None:
+            if reply.triage is not None and (outcome is None or reply.triage.level >= outcome.level):
                 outcome = reply.triage
-        if outcome is not None and (outcome.red_flag or any(r.purpose == "advice" for r in replies)):
+        if red_flag:
             break
+        if any(r.purpose == "advice" for r in replies):
+            # the advice invites the patient to say more; one with more to say says it
+            message = patient.next_message()
+            if message is None:
+                break
+            inbound = Inbound(patient_id=patient_id, kind="text", text=message)
+            continue
         asking = [r for r in replies if r.expect.kind != "none"]
         if not asking:
             break

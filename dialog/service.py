@@ -251,7 +251,12 @@ class ConsultationService:
         case = session.case
         if case is None:
             return ScreenContext()
-        return ScreenContext(present=frozenset(case.present), age=case.numeric_age, sex=case.known_sex)
+        return ScreenContext(
+            present=frozenset(case.present),
+            age=case.numeric_age,
+            sex=case.known_sex,
+            max_temperature=case.max_temperature,
+        )
 
     def _button_findings(self, session: Session, inbound: Inbound) -> frozenset[str]:
         """A "yes" button to a question about a concept is that finding, for the screen too.
@@ -281,6 +286,8 @@ class ConsultationService:
         level = screen.level or Level.EMERGENCY
         lead = max(screen.flags, key=lambda flag: flag.level.rank)
         case.raise_level(level, f"redflag.{lead.id}")
+        if case.protocols and case.who is not None:
+            self._next_decision(case)  # a protocol rule that already holds may be more urgent
         case.red_flags.extend(flag.id for flag in new_flags)
         case.crisis = case.crisis or crisis
         case.disposition = Disposition(
@@ -662,6 +669,8 @@ class ConsultationService:
             if concept not in case.present:
                 case.present.append(concept)
         quantities = screen.quantities
+        if quantities.temperature_c is not None:
+            case.max_temperature = max(case.max_temperature or 0.0, quantities.temperature_c)
         if case.who is None and quantities.who is not None:
             case.who = quantities.who
         if case.age is None and quantities.age_years is not None:

@@ -70,6 +70,7 @@ class Case(BaseModel):
     sex: Literal["M", "F", "unsure"] | None = None
     complaint: str | None = None
     present: list[str] = Field(default_factory=list)
+    max_temperature: float | None = None
     answers: dict[str, AnswerValue] = Field(default_factory=dict)
     answered_from_text: list[str] = Field(default_factory=list)
     asked: list[str] = Field(default_factory=list)

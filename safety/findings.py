@@ -37,7 +37,7 @@ _EN_NEGATION = re.compile(
     r"|hadn'?t|ain'?t)\b"
 )
 _EN_PSEUDO_NEGATION = re.compile(
-    r"\b(?:not sure|not certain|no idea|not only|not just|don'?t know|dont know|no doubt"
+    r"\b(?:not sure|not certain|no idea|not only|not just|don'?t know|dont know|no doubt|no one|nobody"
     r"|no matter|not stop\w*|don'?t stop|doesn'?t stop|not able|didn'?t stop"
     r"|no (?:better|improvement)|not (?:getting )?better|not improving)\b"
 )
@@ -65,13 +65,17 @@ _ZH_PSEUDO_NEGATION = re.compile(
     r"睡不着|止不住|不一样|不少|不小心|受不了|忍不住"
 )
 _ZH_NEGATION_WINDOW_CHARS = 4
-_ZH_AFTER = re.compile(r"^.{0,3}?(?:退了|好了|消了|没了|止住了|停了|已经好|缓解了|好多了|不疼了|不痛了)")
+_ZH_AFTER = re.compile(
+    r"^(?:已经|都|全|基本|基本上|差不多)?(?:退了|好了|消了|没了|止住了|停了|缓解了|好多了|不疼了|不痛了)"
+)
 
 _HISTORY = re.compile(
     r"\b(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|many|several|few|couple of)"
     r"\s+(?:years?|yrs?|months?|decades?)\s+(?:ago|back)\b"
     r"|\blast year\b|\bin (?:19|20)\d\d\b|\bhistory of\b|\bhx of\b|\bused to\b"
-    r"|\bas a (?:kid|child|baby|teenager|teen)\b|\bwhen i was (?:a |little|young|\d)"
+    r"|\bas a (?:kid|child|baby|teenager|teen)\b"
+    r"|\bwhen (?:i|he|she|they|we) (?:was|were) (?:a |little|young|\d)"
+    r"|\bat (?:the )?age (?:of )?\d+"
     r"|\bin the past\b|\bpreviously\b|\bprevious\b|\bpassed away\b|\bdied (?:of|from)\b"
     r"|\bruns in (?:the|my|our) family\b|\bfamily history\b|\bchildhood\b"
     r"|\b(?:years|months|decades) ago\b|\blast (?:month|year)\b"
@@ -79,9 +83,10 @@ _HISTORY = re.compile(
     r"|年轻时|[\d一二两三四五六七八九十]+岁(?:的)?时"
 )
 _EXPERIENCED = re.compile(r"过(?![来去敏度量了])")  # 中风过, 惊厥过: the aspect of past experience
+_NEVER_BEFORE = re.compile(r"从来没|从没|没这么|第一次|\bnever\b")  # 从来没这么痛过: a superlative, now
 _PRESENT = re.compile(
     r"\b(?:now|right now|just now|today|tonight|currently|again|this (?:morning|evening|afternoon)"
-    r"|at the moment|suddenly|still|happening|is having|keeps?)\b"
+    r"|at the moment|suddenly|happening|is having|keeps?)\b"
     r"|现在|刚才|刚刚|今天|正在|又|突然|目前|此刻|这会儿|今早|今晚|还在|一直"
 )
 
@@ -102,7 +107,9 @@ def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
         status = Status.NEGATED
     elif _general_question(question):
         status = Status.HYPOTHETICAL
-    elif (_HISTORY.search(clause) or _EXPERIENCED.match(after)) and not _PRESENT.search(clause):
+    elif (_HISTORY.search(clause) or (_EXPERIENCED.match(after) and not _NEVER_BEFORE.search(clause))) and (
+        not _PRESENT.search(clause)
+    ):
         status = Status.HISTORICAL
     else:
         status = Status.PRESENT

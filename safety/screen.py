@@ -9,7 +9,7 @@ from enum import StrEnum
 from safety.findings import Finding, Status, extract_findings
 from safety.levels import Level, most_urgent
 from safety.lexicon import Lexicon
-from safety.quantities import Quantities, read_quantities
+from safety.quantities import FEVER_CELSIUS, Quantities, read_quantities
 from safety.redflags import FlagKind, RedFlag, RedFlagSet
 from safety.text import Clauses, normalise
 
@@ -30,6 +30,7 @@ class ScreenContext:
     present: frozenset[str] = frozenset()
     age: float | None = None
     sex: str | None = None
+    max_temperature: float | None = None  # the highest temperature measured so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +83,14 @@ class Screener:
         if quantities.has_fever:
             now.add(FEVER)
         present = frozenset(now)
-        if quantities.temperature_c is not None and not quantities.has_fever:
+        readings = [t for t in (context.max_temperature, quantities.temperature_c) if t is not None]
+        afebrile = bool(readings) and max(readings) < FEVER_CELSIUS
+        if afebrile:
             # "feels hot, 37.6": the complaint is still about fever, but a measured temperature
-            # under 38 C is no fever for the red flags (NICE NG143)
+            # under 38 C is no fever for the red flags (NICE NG143), now or from earlier words
             now.discard(FEVER)
         flagged = frozenset(now)
-        known = (context.present - ({FEVER} if flagged != present else set())) | flagged
+        known = (context.present - ({FEVER} if afebrile else set())) | flagged
         age = context.age if context.age is not None else quantities.age_years
         sex = context.sex if context.sex is not None else quantities.sex
 

@@ -79,8 +79,9 @@ class Clauses:
 
 
 def is_word_char(char: str) -> bool:
-    """A character that continues an English word (CJK characters never do)."""
-    return char.isascii() and (char.isalnum() or char == "'")
+    """A character that continues an English word (CJK characters never do; an apostrophe does
+    not either, so "baby's" matches the term "baby")."""
+    return char.isascii() and char.isalnum()
 
 
 @lru_cache(maxsize=4096)
