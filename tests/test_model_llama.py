@@ -50,7 +50,10 @@ ENDLESS_SCHEMA = {"type": "array", "items": {"type": "integer"}, "minItems": 400
 
 @pytest.fixture(scope="module")
 def llama() -> Iterator[LlamaBackend]:
-    backend = LlamaBackend(bundled_model_path(), model_id="smollm2", languages={"en"}, n_ctx=2048)
+    # one thread, as production runs it on small machines: a core stays free for the event loop
+    backend = LlamaBackend(
+        bundled_model_path(), model_id="smollm2", languages={"en"}, n_ctx=2048, n_threads=1
+    )
     yield backend
     backend.close()
 
