@@ -157,6 +157,22 @@ class ConsultationService:
                 )
                 return [Reply(text=text, lang=lang, purpose="error")]
 
+    async def patient_unreachable(self, patient_id: str) -> None:
+        """The frontend cannot reach the patient any more (they blocked the bot): end the
+        consultation quietly; nothing is deleted (the patient can come back, or /forget)."""
+        async with self._locks[patient_id]:
+            try:
+                session = await self.store.load(patient_id)
+                if session is None or session.state is State.CLOSED:
+                    return
+                session.state = next_state(session.state, Trigger.UNREACHABLE)
+                session.pending = Pending()
+                if session.case is not None:
+                    session.case.transcript.append(Turn(role="system", text="patient unreachable"))
+                await self.store.save(session)
+            except StoreUnavailableError:
+                log.warning("storage unavailable: could not close the case of %s", _alias(patient_id))
+
     def interrupt(self, patient_id: str) -> None:
         """The patient sent something new: stop rewording their previous reply, so the new message
         (perhaps an emergency) does not wait behind it. Frontends call this on arrival, before any

@@ -39,6 +39,7 @@ class Trigger(StrEnum):
     DOCTOR_CLAIMED = "doctor_claimed"
     DOCTOR_CLOSED = "doctor_closed"
     FORGOTTEN = "forgotten"
+    UNREACHABLE = "unreachable"  # the patient blocked the bot
 
 
 _ANYWHERE = {
@@ -47,6 +48,7 @@ _ANYWHERE = {
     Trigger.RESTART: State.INTAKE,
     Trigger.FORGOTTEN: State.CONSENT,
     Trigger.DOCTOR_CLAIMED: State.HANDOFF,
+    Trigger.UNREACHABLE: State.CLOSED,
 }
 
 TRANSITIONS: dict[tuple[State, Trigger], State] = {

@@ -282,3 +282,14 @@ async def test_screen_only_answers_emergencies_and_nothing_else(chat: Chat) -> N
     loud = await chat.service.screen_only(Inbound(patient_id="flood", kind="text", text="he is unconscious"))
     replies = [a for a in loud if isinstance(a, Reply)]
     assert replies[0].purpose == "emergency"
+
+
+async def test_an_unreachable_patient_closes_the_case_quietly(chat: Chat, store: MemoryStore) -> None:
+    await chat.say("fever")
+    await chat.tap("consent:yes")
+    await chat.service.patient_unreachable(chat.patient_id)
+    session = await store.load(chat.patient_id)
+    assert session is not None
+    assert session.state is State.CLOSED
+    assert session.case is not None  # nothing deleted
+    assert session.case.transcript[-1].role == "system"

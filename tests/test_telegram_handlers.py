@@ -24,6 +24,7 @@ from bot.telegram.escalations import LogEscalations
 from dialog.events import Button, Inbound, Outbound, Reply
 from dialog.ruleset import RuleSet, load_rules
 from dialog.service import ConsultationService
+from dialog.states import State
 from safety import REGIONS
 from storage.redis_store import RedisStore
 from tests.helpers import fixture_rules_dir
@@ -371,6 +372,9 @@ async def test_a_blocked_bot_ends_quietly(harness: Harness) -> None:
     got = await patient.say("I have a cough")  # welcome + consent: the first is refused
     assert got == []
     assert len(harness.session.calls(SendMessage)) == 1  # nothing more was tried
+    stored = await harness.service.store.load(f"tg:{patient.user_id}")
+    assert stored is not None
+    assert stored.state is State.CLOSED  # the consultation ended quietly
 
 
 async def test_no_stack_trace_reaches_the_patient(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -63,9 +63,16 @@ class Delivery:
         self.policy = policy or DeliveryPolicy()
         self.escalations: EscalationSink = escalations or LogEscalations()
 
-    async def send(self, bot: Bot, chat_id: int, actions: Sequence[Outbound]) -> int | None:
+    async def send(
+        self,
+        bot: Bot,
+        chat_id: int,
+        actions: Sequence[Outbound],
+        on_unreachable: Callable[[], Awaitable[None]] | None = None,
+    ) -> int | None:
         """Escalations first (they never wait for Telegram), then the replies in order. Returns
-        the id of the last message sent with a keyboard, if the last reply had one."""
+        the id of the last message sent with a keyboard, if the last reply had one.
+        `on_unreachable` runs when Telegram says the patient blocked the bot."""
         for action in actions:
             if isinstance(action, Escalation):
                 try:
@@ -80,6 +87,8 @@ class Delivery:
                     latest = sent[-1] if action.buttons and sent else None
         except PatientUnreachableError:
             log.info("chat %s: the patient blocked the bot; not sending", chat_id)
+            if on_unreachable is not None:
+                await on_unreachable()
             return None
         return latest
 

@@ -47,7 +47,9 @@ async def consult(
     shown = (await state.get_data()).get(KEYBOARD)
     if isinstance(shown, int) and shown != answered:
         await _remove_keyboard(bot, chat_id, shown)
-    latest = await delivery.send(bot, chat_id, actions)
+    latest = await delivery.send(
+        bot, chat_id, actions, on_unreachable=lambda: service.patient_unreachable(inbound.patient_id)
+    )
     if latest is not None or shown is not None:
         await state.set_data({KEYBOARD: latest} if latest is not None else {})
 
