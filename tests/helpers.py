@@ -44,6 +44,13 @@ class Chat:
     async def command(self, name: str) -> list[Reply]:
         return await self._send(Inbound(patient_id=self.patient_id, kind="command", command=name))  # type: ignore[arg-type]
 
+    async def agree_and_introduce(self, *, age: str, sex: str) -> None:
+        """Consent, then the intake answers for an adult asking about themselves."""
+        await self.tap("consent:yes")
+        await self.tap("who:self")
+        await self.say(age)
+        await self.tap(f"sex:{sex}")
+
     @property
     def last(self) -> Reply:
         return self.replies[-1]

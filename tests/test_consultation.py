@@ -78,10 +78,7 @@ async def test_a_consultation_in_chinese_with_free_text_answers(chat: Chat) -> N
 
 async def test_no_question_is_asked_twice_even_after_unreadable_replies(chat: Chat) -> None:
     await chat.say("fever")
-    await chat.tap("consent:yes")
-    await chat.tap("who:self")
-    await chat.say("40")
-    await chat.tap("sex:M")
+    await chat.agree_and_introduce(age="40", sex="M")
     for _ in range(12):
         if chat.last.purpose == "advice":
             break
@@ -95,10 +92,7 @@ async def test_no_question_is_asked_twice_even_after_unreadable_replies(chat: Ch
 
 async def test_what_the_patient_already_said_is_not_asked(chat: Chat) -> None:
     await chat.say("fever 38.5 for 2 days, no stiff neck, drinking less")
-    await chat.tap("consent:yes")
-    await chat.tap("who:self")
-    await chat.say("30")
-    await chat.tap("sex:F")
+    await chat.agree_and_introduce(age="30", sex="F")
     assert chat.asked() == []
     assert chat.last.expect.kind == "open"
 
@@ -133,10 +127,7 @@ async def test_findings_combine_across_messages(chat: Chat) -> None:
 
 async def test_a_yes_button_counts_as_a_finding_for_the_screen(chat: Chat) -> None:
     await chat.say("fever")
-    await chat.tap("consent:yes")
-    await chat.tap("who:self")
-    await chat.say("30")
-    await chat.tap("sex:M")
+    await chat.agree_and_introduce(age="30", sex="M")
     replies = await chat.tap("a:stiff_neck:yes")
     assert replies[0].purpose == "emergency"
 
@@ -169,10 +160,7 @@ async def test_crisis_reply_puts_the_line_first_and_stays_private(chat: Chat, st
 
 async def test_a_denied_crisis_gets_a_direct_question_not_silence(chat: Chat) -> None:
     await chat.say("cough")
-    await chat.tap("consent:yes")
-    await chat.tap("who:self")
-    await chat.say("30")
-    await chat.tap("sex:M")
+    await chat.agree_and_introduce(age="30", sex="M")
     replies = await chat.say("I don't want to kill myself, I just can't sleep with this cough")
     assert replies[-1].purpose == "safety"
     assert "ending your life" in replies[-1].text
@@ -258,10 +246,7 @@ async def test_media_gets_a_clear_answer_and_the_question_again(chat: Chat) -> N
 
 async def test_unmatched_complaint_falls_back_after_asking_again(chat: Chat) -> None:
     await chat.say("hello")
-    await chat.tap("consent:yes")
-    await chat.tap("who:self")
-    await chat.say("50")
-    await chat.tap("sex:F")
+    await chat.agree_and_introduce(age="50", sex="F")
     assert chat.last.expect.kind == "complaint"
     await chat.say("something is off with my toe nail colour")
     assert chat.last.expect.kind == "complaint"
