@@ -155,3 +155,19 @@ async def test_terminal_chat_numbers_quick_replies(tmp_path: Path) -> None:
     assert "[1] I agree" in screen
     assert "[1] Me" in screen
     assert "My advice:" in screen
+
+
+def test_start_up_refuses_rules_that_do_not_validate(
+    files: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules, _, _ = files
+    flags = rules / "redflags" / "test.yaml"
+    flags.write_text(
+        flags.read_text().replace("level: emergency_ambulance", "level: soonish", 1), encoding="utf-8"
+    )
+    monkeypatch.setenv("WENZHEN_RULES_DIR", str(rules))
+    monkeypatch.setenv("WENZHEN_MODEL", "none")
+    result = CliRunner().invoke(cli, ["chat"], input="/quit\n")
+    assert result.exit_code == 1
+    assert f"{flags}:" in result.output
+    assert "not starting" in result.output
