@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.config import Settings
-from dialog.phrasing import PhraseKind
-from model import Assistant, GenerationQueue, PhrasePlan, create_backend
+from dialog.phrasing import PhraseKind, ReadingRequest
+from model import AnswerChoice, Assistant, GenerationQueue, PhrasePlan, ReadRequest, create_backend
 from safety import Lang
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,19 @@ class AssistantPhraser:
     async def phrase(self, kind: PhraseKind, lang: Lang, template: str, *, key: str) -> str | None:
         result = await self.assistant.phrase(PhrasePlan(kind=kind, lang=lang, text=template), key=key)
         return result.value_or(None)  # type: ignore[arg-type]
+
+    async def read_answer(self, request: ReadingRequest, *, key: str) -> str | float | None:
+        read = ReadRequest(
+            question=request.question,
+            kind=request.kind,
+            lang=request.lang,
+            patient_text=request.patient_text[:2000],
+            choices=tuple(AnswerChoice(id=cid, label=label) for cid, label in request.choices),
+            unit=request.unit,
+        )
+        result = await self.assistant.read_answer(read, key=key)
+        answer = result.value_or(None)  # type: ignore[arg-type]
+        return answer.value if answer is not None else None
 
     def cancel(self, key: str) -> None:
         self.assistant.cancel(key)

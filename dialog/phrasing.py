@@ -7,11 +7,24 @@ service passes every result through the safety guard, falling back to the templa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from safety import Lang
 
 PhraseKind = Literal["question", "advice"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRequest:
+    """A question the lexicon could not answer from the patient's words."""
+
+    question: str
+    kind: Literal["yes_no", "choice", "number"]
+    lang: Lang
+    patient_text: str
+    choices: tuple[tuple[str, str], ...] = ()  # (choice id, label)
+    unit: str | None = None
 
 
 class Phraser(Protocol):
@@ -20,6 +33,10 @@ class Phraser(Protocol):
 
     async def phrase(self, kind: PhraseKind, lang: Lang, template: str, *, key: str) -> str | None:
         """The template reworded, or None (declined, timed out, failed). Never raises."""
+
+    async def read_answer(self, request: ReadingRequest, *, key: str) -> str | float | None:
+        """The answer the text gives (`yes`/`no`/`unsure`, a choice id or a number), or None.
+        The service validates it; it never overrides an explicit answer or a red flag."""
 
     def cancel(self, key: str) -> None:
         """Drop pending work for `key` (the patient sent something new)."""

@@ -27,8 +27,8 @@ from dialog.events import (
     Reply,
     TriageOutcome,
 )
-from dialog.phrasing import PhraseKind, Phraser
-from dialog.protocol import Protocol, Question, Rule
+from dialog.phrasing import PhraseKind, Phraser, ReadingRequest
+from dialog.protocol import Protocol, Quantity, Question, QuestionType, Rule
 from dialog.ruleset import RuleSet
 from dialog.session import Case, Disposition, Pending, Session, Turn
 from dialog.states import State, Trigger, next_state
@@ -105,6 +105,7 @@ class _Turn:
     lang: Lang
     out: list[Outbound] = field(default_factory=list)
     phrasable: list[_Phrasable] = field(default_factory=list)
+    model_reading: Value | None = None  # the model's reading of a reply the lexicon could not read
 
     @property
     def case(self) -> Case:
@@ -225,12 +226,41 @@ class ConsultationService:
         else:
             if text:
                 self._record(turn, "patient", text)
+            turn.model_reading = await self._model_reading(session, inbound, text, screen, lang)
             self._dispatch(turn, inbound, text, screen)
         if len(inbound.text) > MAX_TEXT_CHARS:
             turn.out.insert(0, self._reply(turn, "error.too_long"))
         await self._phrase(turn)
         await self._persist(turn, stored)
         return turn.out
+
+    async def _model_reading(
+        self, session: Session, inbound: Inbound, text: str, screen: ScreenResult, lang: Lang
+    ) -> Value | None:
+        """When the lexicon cannot read a free-text reply to the pending question, the model may
+        (constrained JSON, validated here). Its reading fills only that unanswered question."""
+        pending = session.pending
+        if self.phraser is None or inbound.kind != "text" or pending.kind != "question" or not text.strip():
+            return None
+        question = self.rules.questions.get(pending.question_id or "")
+        case = session.case
+        if question is None or question.type is QuestionType.TEXT or case is None:
+            return None
+        if question.id in case.answers or read_reply(text, question, screen) is not None:
+            return None
+        request = ReadingRequest(
+            question=question.ask.get(lang),
+            kind=question.type.value,  # type: ignore[arg-type]
+            lang=lang,
+            patient_text=text,
+            choices=tuple((c.id, c.text.get(lang)) for c in question.choices),
+            unit=question.unit if question.quantity is Quantity.DURATION else None,
+        )
+        value = await self.phraser.read_answer(request, key=session.patient_id)
+        allowed = question.allowed_values()
+        if isinstance(allowed, tuple):
+            return value if isinstance(value, str) and value in allowed else None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     async def _phrase(self, turn: _Turn) -> None:
         """Let the model reword questions and advice; the guard decides, the template is the
@@ -645,6 +675,8 @@ class ConsultationService:
             if pending.question_id in case.answers:
                 return True
             value = read_reply(text, question, screen)
+            if value is None:
+                value = turn.model_reading
             if value is not None:
                 self._set_answer(case, question, value)
             return value is not None

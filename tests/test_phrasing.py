@@ -140,3 +140,50 @@ def test_the_phraser_is_not_used_by_the_simulator_path(test_rules: RuleSet, tmp_
     service = ConsultationService(test_rules, MemoryStore(), REGIONS["cn"])
     assert service.phraser is None
     asyncio.run(asyncio.sleep(0))
+
+
+async def _reading_chat(rules: RuleSet, backend: FakeBackend) -> tuple[Chat, GenerationQueue]:
+    queue = GenerationQueue(backend)
+    phraser = AssistantPhraser(
+        Assistant(queue, phrase_deadline_s=2.0, read_deadline_s=2.0, read_answers=True)
+    )
+    service = ConsultationService(rules, MemoryStore(), REGIONS["cn"], default_lang="zh", phraser=phraser)
+    return Chat(service), queue
+
+
+async def test_the_model_reads_a_reply_the_lexicon_cannot(test_rules: RuleSet) -> None:
+    backend = FakeBackend(languages=("en", "zh"), default="x")  # "x": every rewording is refused
+    chat, queue = await _reading_chat(test_rules, backend)
+    try:
+        await chat.say("发烧")
+        await chat.tap("consent:yes")
+        await chat.tap("who:self")
+        await chat.say("30")
+        await chat.tap("sex:F")
+        await chat.tap("a:stiff_neck:no")
+        await chat.tap("a:fever_days:unsure")
+        assert chat.last.expect.question_id == "drinking"
+        backend.enqueue(['{"answer": "little"}'])
+        await chat.say("就喝了小半杯")  # no lexicon term for this: the model reads it
+        assert chat.last.expect.kind == "open"
+        assert "小半杯" in backend.calls[-1].prompt
+    finally:
+        await queue.aclose()
+
+
+async def test_an_invalid_model_reading_is_ignored(test_rules: RuleSet) -> None:
+    backend = FakeBackend(languages=("en", "zh"), default="x")
+    chat, queue = await _reading_chat(test_rules, backend)
+    try:
+        await chat.say("发烧")
+        await chat.tap("consent:yes")
+        await chat.tap("who:self")
+        await chat.say("30")
+        await chat.tap("sex:F")
+        await chat.tap("a:stiff_neck:no")
+        await chat.tap("a:fever_days:unsure")
+        backend.enqueue(['{"answer": "plenty"}'])  # not a choice of this question
+        await chat.say("就喝了小半杯")
+        assert chat.last.expect.question_id == "drinking"  # asked again, with a hint
+    finally:
+        await queue.aclose()
