@@ -60,4 +60,5 @@ def build_service(
         retention_days=settings.retention_days,
         escalate_at=settings.escalate_at,
         phraser=phraser,
+        phrase_kinds=settings.phrase_kinds,
     )

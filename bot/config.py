@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     model_context: int = Field(default=4096, ge=512, le=262144)
     model_gpu_layers: int = Field(default=0, ge=-1)
     model_phrase_seconds: float = Field(default=8.0, gt=0, le=120)
+    # what the model may reword; default: advice only for the bundled 135M model (its rewordings
+    # of questions can change their meaning), questions and advice for any other model
+    model_phrase: Literal["all", "advice", "none"] | None = None
+
+    @property
+    def phrase_kinds(self) -> frozenset[Literal["question", "advice"]]:
+        choice = self.model_phrase or ("advice" if self.model == "bundled" else "all")
+        return {
+            "all": frozenset({"question", "advice"}),
+            "advice": frozenset({"advice"}),
+            "none": frozenset(),
+        }[choice]  # type: ignore[return-value]
+
     retention_days: int = Field(default=30, ge=1, le=3650)
     escalate_at: Level = Level.EMERGENCY
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -124,6 +124,7 @@ class ConsultationService:
         retention_days: int = 30,
         escalate_at: Level = Level.EMERGENCY,
         phraser: Phraser | None = None,
+        phrase_kinds: frozenset[PhraseKind] = frozenset({"question", "advice"}),
     ) -> None:
         self.rules = rules
         self.store = store
@@ -132,6 +133,7 @@ class ConsultationService:
         self.retention_days = retention_days
         self.escalate_at = escalate_at
         self.phraser = phraser
+        self.phrase_kinds = phrase_kinds
         self.guard = OutputGuard(region.numbers)
         self.screener = Screener(rules.lexicon, rules.red_flags)
         self.responder = Responder(_safety_texts(rules), region, rules.red_flags.first_aid)
@@ -929,7 +931,7 @@ class ConsultationService:
     def _ask(self, turn: _Turn, text: str, buttons: tuple[Button, ...], expect: Expect) -> None:
         reply = Reply(text=text, lang=turn.lang, purpose="question", buttons=buttons, expect=expect)
         turn.out.append(reply)
-        if expect.kind == "question":
+        if expect.kind == "question" and "question" in self.phrase_kinds:
             turn.phrasable.append(_Phrasable(reply, text, "question", turn.case.level))
         self._record(turn, "bot", text)
 
@@ -994,7 +996,12 @@ class ConsultationService:
             ),
         )
         turn.out.append(reply)
-        if protocol is not None and level in protocol.advice and level < Level.EMERGENCY:
+        if (
+            "advice" in self.phrase_kinds
+            and protocol is not None
+            and level in protocol.advice
+            and level < Level.EMERGENCY
+        ):
             # only the protocol's advice body: level, reasons, safety net and disclaimer stay as written
             body = protocol.advice[level].get(turn.lang).strip()
             turn.phrasable.append(_Phrasable(reply, body, "advice", level))

@@ -58,3 +58,14 @@ def test_model_choices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for value in ("none", "bundled", "/models/x.gguf", "http://127.0.0.1:8080/v1"):
         monkeypatch.setenv("WENZHEN_MODEL", value)
         assert load_settings().model == value
+
+
+def test_the_bundled_model_rewords_only_advice_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().phrase_kinds == frozenset({"advice"})
+    monkeypatch.setenv("WENZHEN_MODEL", "http://127.0.0.1:8080/v1")
+    assert load_settings().phrase_kinds == frozenset({"question", "advice"})
+    monkeypatch.setenv("WENZHEN_MODEL_PHRASE", "none")
+    assert load_settings().phrase_kinds == frozenset()

@@ -187,3 +187,25 @@ async def test_an_invalid_model_reading_is_ignored(test_rules: RuleSet) -> None:
         assert chat.last.expect.question_id == "drinking"  # asked again, with a hint
     finally:
         await queue.aclose()
+
+
+async def test_questions_keep_their_wording_when_only_advice_may_be_reworded(test_rules: RuleSet) -> None:
+    backend = FakeBackend(languages=("en",), default="Could you tell me whether your neck feels stiff?")
+    queue = GenerationQueue(backend)
+    phraser = AssistantPhraser(Assistant(queue, phrase_deadline_s=2.0, read_answers=False))
+    service = ConsultationService(
+        test_rules,
+        MemoryStore(),
+        REGIONS["cn"],
+        default_lang="en",
+        phraser=phraser,
+        phrase_kinds=frozenset({"advice"}),
+    )
+    chat = Chat(service)
+    try:
+        await _to_first_question(chat)
+        await chat.tap("sex:F")
+        assert chat.last.text == "Is the neck stiff?"
+        assert backend.prompts == []
+    finally:
+        await queue.aclose()
