@@ -90,6 +90,8 @@ class LlamaBackend:
             self._llama: Llama = Llama(
                 model_path=str(path),
                 n_threads=n_threads,
+                # prompt evaluation uses every core unless told otherwise, starving the event loop
+                n_threads_batch=n_threads,
                 n_ctx=n_ctx,
                 n_gpu_layers=n_gpu_layers,
                 n_batch=n_batch,
