@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -134,12 +132,6 @@ async def test_advice_keeps_level_reason_safety_net_and_disclaimer(test_rules: R
         assert "not a diagnosis" in advice.text
     finally:
         await queue.aclose()
-
-
-def test_the_phraser_is_not_used_by_the_simulator_path(test_rules: RuleSet, tmp_path: Path) -> None:
-    service = ConsultationService(test_rules, MemoryStore(), REGIONS["cn"])
-    assert service.phraser is None
-    asyncio.run(asyncio.sleep(0))
 
 
 async def _reading_chat(rules: RuleSet, backend: FakeBackend) -> tuple[Chat, GenerationQueue]:

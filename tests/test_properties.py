@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -70,7 +71,7 @@ event = st.one_of(
     st.just(Inbound(patient_id="p", kind="media", media="photo")),
 )
 
-_RULES = load_rules(fixture_rules_dir(Path(__import__("tempfile").mkdtemp())))
+_RULES = load_rules(fixture_rules_dir(Path(tempfile.mkdtemp())))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
