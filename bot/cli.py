@@ -158,6 +158,83 @@ def rules_check(path: Path | None) -> None:
     )
 
 
+def _default_cases() -> list[Path]:
+    """The project's case library, when running from a checkout."""
+    library = Path(__file__).resolve().parent.parent / "cases" / "library"
+    return [library] if library.is_dir() else []
+
+
+def _load_rules_dir(directory: Path) -> Any:
+    from dialog.ruleset import load_rules
+
+    try:
+        return load_rules(directory)
+    except DataFileError as exc:
+        for error in exc.errors:
+            click.echo(str(error))
+        raise click.ClickException(f"{directory}: {len(exc.errors)} error(s); fix them first") from None
+
+
+@rules.command("test")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+@click.option(
+    "--cases",
+    "cases",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Case files or folders (default: the case library).",
+)
+def rules_test(path: Path | None, cases: tuple[Path, ...]) -> None:
+    """Run the case library against these rules; fail on any case that misses its expectation."""
+    from bot.report import render, summarise
+    from bot.rules_tools import case_files, describe_failure, failures, run_cases
+
+    directory = path or _settings().rules_dir
+    files = case_files(list(cases) or _default_cases())
+    if not files:
+        raise click.ClickException("no case files: give --cases")
+    results = run_cases(_load_rules_dir(directory), files)
+    click.echo(f"rules: {directory}; {len(results)} cases from {len(files)} file(s)")
+    click.echo(render(summarise(results)))
+    failed = failures(results)
+    for result in failed:
+        click.echo(describe_failure(result))
+    if failed:
+        raise click.ClickException(f"{len(failed)} case(s) miss their expectation")
+    click.echo("all cases meet their expectations")
+
+
+@rules.command("diff")
+@click.argument("old", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--cases",
+    "cases",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Case files or folders (default: the case library).",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the report as an HTML page.",
+)
+def rules_diff(old: Path, new: Path, cases: tuple[Path, ...], html_path: Path | None) -> None:
+    """What an edit does: every case whose level, questions, red flag or rule changes."""
+    from bot.rules_tools import case_files, compare, render_html, render_text, run_cases
+
+    files = case_files(list(cases) or _default_cases())
+    if not files:
+        raise click.ClickException("no case files: give --cases")
+    changes = compare(run_cases(_load_rules_dir(old), files), run_cases(_load_rules_dir(new), files))
+    click.echo(render_text(changes))
+    if html_path is not None:
+        html_path.write_text(render_html(changes, str(old), str(new)), encoding="utf-8")
+        click.echo(f"report: {html_path}")
+
+
 @cli.command()
 def serve() -> None:
     """Serve patients on Telegram (needs TELEGRAM_BOT_TOKEN): long polling, or a webhook when

@@ -171,3 +171,43 @@ def test_start_up_refuses_rules_that_do_not_validate(
     assert result.exit_code == 1
     assert f"{flags}:" in result.output
     assert "not starting" in result.output
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_rules_test_passes_and_fails_with_the_expectations(files: tuple[Path, Path, Path]) -> None:
+    rules, cases, _ = files
+    runner = CliRunner()
+    good = runner.invoke(cli, ["rules", "test", str(rules), "--cases", str(cases)])
+    assert good.exit_code == 0, good.output
+    assert "all cases meet their expectations" in good.output
+    _edit(rules / "protocols" / "cough_test.yaml", "level: consultation, if", "level: self_care, if")
+    bad = runner.invoke(cli, ["rules", "test", str(rules), "--cases", str(cases)])
+    assert bad.exit_code != 0, bad.output
+    assert "t-4: expected non_emergency" in bad.output
+
+
+def test_rules_diff_lists_what_an_edit_changes(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    old, cases, _ = files
+    new = tmp_path / "edited"
+    shutil.copytree(old, new)
+    report = tmp_path / "diff.html"
+    command = ["rules", "diff", str(old), str(new), "--cases", str(cases), "--html", str(report)]
+    _edit(new / "protocols" / "fever_test.yaml", "fever_days >= 5 or ", "")
+    unchanged = CliRunner().invoke(cli, command)
+    assert unchanged.exit_code == 0, unchanged.output
+    assert "no case changes" in unchanged.output  # no case has a fever of 5 days or more
+    _edit(new / "protocols" / "cough_test.yaml", "level: consultation, if", "level: self_care, if")
+    changed = CliRunner().invoke(cli, command)
+    assert "1 case(s) change:" in changed.output, changed.output
+    assert "- t-4 (triage)" in changed.output
+    assert "before: consultation by cough_test.long" in changed.output
+    assert "after:  self_care by cough_test.long" in changed.output
+    assert "after is WRONG" in changed.output
+    assert 'class="wrong"' in report.read_text(encoding="utf-8")
