@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,11 +34,17 @@ from dialog.states import State, Trigger, next_state
 from dialog.store import Store, StoreUnavailableError
 from dialog.triage import Decision, decide
 from dialog.understand import (
+    agrees,
     answers_from_text,
+    decisive,
     matching_protocols,
     read_age_reply,
     read_reply,
+    read_sex_reply,
+    read_who_reply,
     read_yes_no,
+    says_nothing_more,
+    substantive,
 )
 from safety import (
     Lang,
@@ -67,23 +72,6 @@ STRICT_PREFIX = (
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
 
-_AGREE = re.compile(r"^(?:i agree|agree|yes|ok|okay|sure|同意|我同意|好|好的|可以|是)\W*$")
-_NOTHING = re.compile(
-    r"^(?:no|nope|nothing|none|that'?s all|that is all|nothing else|no more|not really|n)\b"
-    r"|^(?:没有|没了|没有了|就这些|没|无|不用|没别的|就这样)"
-)
-_WHO = {
-    "self": re.compile(r"\b(?:me|myself|i am|i'm|mine|self)\b|^我$|我自己|本人|自己"),
-    "child": re.compile(r"\b(?:child|kid|son|daughter|baby|toddler)\b|孩子|儿子|女儿|宝宝|小孩|娃"),
-    "other": re.compile(
-        r"\b(?:someone|somebody|other|husband|wife|mother|father|mum|mom|dad|friend)\b"
-        r"|别人|其他|老公|老婆|爸|妈|朋友|家人"
-    ),
-}
-_SEX = {
-    "M": re.compile(r"^(?:m|male|man|boy|he)\b|^男|男性|男孩"),
-    "F": re.compile(r"^(?:f|female|woman|girl|she)\b|^女|女性|女孩"),
-}
 _CHILD_AGE = 16.0  # under 16 the child protocols apply (NICE NG143 and IMCI populations)
 
 
@@ -527,7 +515,7 @@ class ConsultationService:
     def _consent(self, turn: _Turn, inbound: Inbound, text: str) -> None:
         session = turn.session
         choice = _button_value(inbound, "consent")
-        if choice is None and text and _AGREE.match(normalise(text)) and session.pending.kind == "consent":
+        if choice is None and text and agrees(text) and session.pending.kind == "consent":
             choice = "yes"
         if choice == "yes":
             session.consented = True
@@ -538,7 +526,7 @@ class ConsultationService:
                 screen = self.screener.screen(held, self._context(session))
                 self._record(turn, "patient", held)
                 self._absorb(turn, screen)
-                if screen.findings or _substantive(held):
+                if screen.findings or substantive(held):
                     turn.case.complaint = turn.case.complaint or held[:300]
             self._advance(turn)
         elif choice == "no":
@@ -658,7 +646,7 @@ class ConsultationService:
         case, pending = turn.case, turn.session.pending
         normalised = normalise(text)
         if pending.kind == "who":
-            who = _match_key(_WHO, normalised) or screen.quantities.who
+            who = read_who_reply(normalised) or screen.quantities.who
             if who:
                 case.who = who  # type: ignore[assignment]
             return who is not None
@@ -668,7 +656,7 @@ class ConsultationService:
                 case.age = age
             return age is not None
         if pending.kind == "sex":
-            sex = _match_key(_SEX, normalised) or screen.quantities.sex
+            sex = read_sex_reply(normalised) or screen.quantities.sex
             if sex:
                 case.sex = sex  # type: ignore[assignment]
             return sex is not None
@@ -684,10 +672,10 @@ class ConsultationService:
             return value is not None
         if pending.kind == "open":
             case.open_question_asked = True
-            if _NOTHING.match(normalised):
+            if says_nothing_more(normalised):
                 turn.session.pending = Pending()
             return True
-        if pending.kind == "complaint" and (screen.findings or _substantive(text)):
+        if pending.kind == "complaint" and (screen.findings or substantive(text)):
             case.complaint = case.complaint or text.strip()[:300]
         return pending.kind in ("complaint", "none")
 
@@ -1133,7 +1121,7 @@ class ConsultationService:
     def _language(self, session: Session, text: str, hint: str | None) -> Lang:
         if session.lang_fixed and session.lang:
             return session.lang
-        detected = detect_language(text) if _decisive(text) else None
+        detected = detect_language(text) if decisive(text) else None
         if detected:
             return detected
         if session.lang:
@@ -1143,27 +1131,11 @@ class ConsultationService:
         return self.default_lang
 
 
-def _decisive(text: str) -> bool:
-    """Long enough to tell the language: two Chinese characters or three English words."""
-    cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
-    return cjk >= 2 or len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
-
-
-def _substantive(text: str) -> bool:
-    """More than a greeting: four Chinese characters or three words."""
-    cjk = sum(1 for char in text if "\u3400" <= char <= "\u9fff")
-    return cjk >= 4 or len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
-
-
 def _button_value(inbound: Inbound, kind: str) -> str | None:
     if inbound.kind != "button":
         return None
     prefix, _, value = inbound.data.partition(":")
     return value if prefix == kind and value in ("yes", "no") else None
-
-
-def _match_key(patterns: dict[str, re.Pattern[str]], text: str) -> str | None:
-    return next((key for key, pattern in patterns.items() if pattern.search(text)), None)
 
 
 def _find_rule(protocol: Protocol | None, full_id: str | None) -> Rule | None:

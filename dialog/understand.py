@@ -175,3 +175,54 @@ def read_age_reply(text: str) -> float | None:
     if age is None or not 0 <= age <= 120:
         return None
     return round(age, 3)
+
+
+# ---- replies outside the protocols: consent, who, sex, "nothing else" -----------------------
+
+_AGREE = re.compile(r"^(?:i agree|agree|yes|ok|okay|sure|同意|我同意|好|好的|可以|是)\W*$")
+_NOTHING = re.compile(
+    r"^(?:no|nope|nothing|none|that'?s all|that is all|nothing else|no more|not really|n)\b"
+    r"|^(?:没有|没了|没有了|就这些|没|无|不用|没别的|就这样)"
+)
+_WHO = {
+    "self": re.compile(r"\b(?:me|myself|i am|i'm|mine|self)\b|^我$|我自己|本人|自己"),
+    "child": re.compile(r"\b(?:child|kid|son|daughter|baby|toddler)\b|孩子|儿子|女儿|宝宝|小孩|娃"),
+    "other": re.compile(
+        r"\b(?:someone|somebody|other|husband|wife|mother|father|mum|mom|dad|friend)\b"
+        r"|别人|其他|老公|老婆|爸|妈|朋友|家人"
+    ),
+}
+_SEX = {
+    "M": re.compile(r"^(?:m|male|man|boy|he)\b|^男|男性|男孩"),
+    "F": re.compile(r"^(?:f|female|woman|girl|she)\b|^女|女性|女孩"),
+}
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def agrees(text: str) -> bool:
+    """A typed "yes" to the consent question."""
+    return _AGREE.match(normalise(text)) is not None
+
+
+def says_nothing_more(normalised: str) -> bool:
+    """ "No, that's all" to the open question."""
+    return _NOTHING.match(normalised) is not None
+
+
+def read_who_reply(normalised: str) -> str | None:
+    return next((who for who, pattern in _WHO.items() if pattern.search(normalised)), None)
+
+
+def read_sex_reply(normalised: str) -> str | None:
+    return next((sex for sex, pattern in _SEX.items() if pattern.search(normalised)), None)
+
+
+def decisive(text: str) -> bool:
+    """Long enough to tell the language: two Chinese characters or three English words."""
+    return len(_CJK.findall(text)) >= 2 or len(_WORD.findall(text)) >= 3
+
+
+def substantive(text: str) -> bool:
+    """More than a greeting: four Chinese characters or three words."""
+    return len(_CJK.findall(text)) >= 4 or len(_WORD.findall(text)) >= 3
