@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from dialog.advice import advice_text, question_buttons
+from dialog.casework import Casework
 from dialog.conditions import Value
 from dialog.events import (
     Button,
@@ -32,10 +33,8 @@ from dialog.ruleset import RuleSet
 from dialog.session import Case, Disposition, Pending, Session, Turn
 from dialog.states import State, Trigger, next_state
 from dialog.store import Store, StoreUnavailableError
-from dialog.triage import Decision, decide
 from dialog.understand import (
     agrees,
-    answers_from_text,
     decisive,
     matching_protocols,
     read_age_reply,
@@ -72,7 +71,6 @@ STRICT_PREFIX = (
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
 
-_CHILD_AGE = 16.0  # under 16 the child protocols apply (NICE NG143 and IMCI populations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +122,7 @@ class ConsultationService:
         self.phrase_kinds = phrase_kinds
         self.guard = OutputGuard(region.numbers)
         self.screener = Screener(rules.lexicon, rules.red_flags)
+        self.casework = Casework(rules, self.screener)
         self.responder = Responder(_safety_texts(rules), region, rules.red_flags.first_aid)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
@@ -315,7 +314,7 @@ class ConsultationService:
         case = self._ensure_case(session)
         new_flags = [flag for flag in screen.flags if flag.id not in case.red_flags]
         crisis = screen.outcome is Outcome.CRISIS
-        self._absorb(turn, screen)
+        self.casework.absorb(self._ensure_case(turn.session), screen)
         trigger = Trigger.CRISIS if crisis else Trigger.RED_FLAG
         session.state = next_state(session.state, trigger)
         session.pending = Pending(kind="none")
@@ -323,7 +322,7 @@ class ConsultationService:
         lead = max(screen.flags, key=lambda flag: flag.level.rank)
         case.raise_level(level, f"redflag.{lead.id}")
         if case.protocols and case.who is not None:
-            self._next_decision(case)  # a protocol rule that already holds may be more urgent
+            self.casework.next_decision(case)  # a protocol rule that already holds may be more urgent
         case.red_flags.extend(flag.id for flag in new_flags)
         case.crisis = case.crisis or crisis
         case.disposition = Disposition(
@@ -427,7 +426,7 @@ class ConsultationService:
         flag = screen.ask_flag
         if flag is not None and f"safety:{flag.id}" not in (session.case.asked if session.case else []):
             if session.case is not None:
-                self._absorb(turn, screen)
+                self.casework.absorb(self._ensure_case(turn.session), screen)
             self._ask_safety(turn, flag)
             return
         handler = {
@@ -525,7 +524,7 @@ class ConsultationService:
                 held, session.held_text = session.held_text, None
                 screen = self.screener.screen(held, self._context(session))
                 self._record(turn, "patient", held)
-                self._absorb(turn, screen)
+                self.casework.absorb(self._ensure_case(turn.session), screen)
                 if screen.findings or substantive(held):
                     turn.case.complaint = turn.case.complaint or held[:300]
             self._advance(turn)
@@ -580,7 +579,7 @@ class ConsultationService:
                 return
         else:
             before = (case.who, case.age, case.sex, case.complaint, dict(case.answers), list(case.protocols))
-            self._absorb(turn, screen)
+            self.casework.absorb(self._ensure_case(turn.session), screen)
             understood = self._text_answer(turn, text, screen)
             changed = before != (
                 case.who,
@@ -637,7 +636,7 @@ class ConsultationService:
                 return False
             if not isinstance(allowed, tuple) and answer != "unsure":
                 return False
-            self._set_answer(case, question, answer)
+            self.casework.set_answer(case, question, answer)
             return True
         return False
 
@@ -668,7 +667,7 @@ class ConsultationService:
             if value is None:
                 value = turn.model_reading
             if value is not None:
-                self._set_answer(case, question, value)
+                self.casework.set_answer(case, question, value)
             return value is not None
         if pending.kind == "open":
             case.open_question_asked = True
@@ -689,45 +688,8 @@ class ConsultationService:
         elif pending.kind == "sex":
             case.sex = "unsure"
         elif pending.kind == "question" and pending.question_id:
-            self._set_answer(case, self.rules.questions[pending.question_id], "unsure")
+            self.casework.set_answer(case, self.rules.questions[pending.question_id], "unsure")
         turn.session.pending = Pending()
-
-    def _set_answer(self, case: Case, question: Question, value: Value, *, from_text: bool = False) -> None:
-        case.answers[question.id] = value
-        if from_text:
-            case.answered_from_text.append(question.id)
-        if question.concept and value == "yes" and question.concept not in case.present:
-            case.present.append(question.concept)
-
-    def _absorb(self, turn: _Turn, screen: ScreenResult) -> None:
-        """Take everything a message states into the case: findings, who, age, sex, complaint,
-        protocols it opens, and answers to questions not asked yet."""
-        case = self._ensure_case(turn.session)
-        for concept in sorted(screen.present):
-            if concept not in case.present:
-                case.present.append(concept)
-        quantities = screen.quantities
-        if quantities.temperature_c is not None:
-            case.max_temperature = max(case.max_temperature or 0.0, quantities.temperature_c)
-        if case.who is None and quantities.who is not None:
-            case.who = quantities.who
-        if case.age is None and quantities.age_years is not None:
-            case.age = quantities.age_years
-        if case.sex is None and quantities.sex is not None and case.who in (None, "child", "other"):
-            case.sex = quantities.sex
-        if case.who is None and case.numeric_age is not None and case.numeric_age < _CHILD_AGE:
-            case.who = "child"
-        opened = matching_protocols(
-            self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
-        )
-        if opened and case.complaint is None:
-            case.complaint = screen.text[:300]
-        for protocol in opened:
-            if protocol.id not in case.protocols:
-                case.protocols.append(protocol.id)
-        questions = [q for pid in case.protocols for q in self.rules.protocols[pid].questions]
-        for question_id, value in answers_from_text(screen, questions, case.answers).items():
-            self._set_answer(case, self.rules.questions[question_id], value, from_text=True)
 
     def _advance(self, turn: _Turn) -> None:
         """Ask the next thing the case needs, or give the advice."""
@@ -742,11 +704,11 @@ class ConsultationService:
             self._ask_intake(turn, "sex")
             return
         if not case.protocols:
-            self._refresh_protocols(case)
+            self.casework.refresh_protocols(case)
         if not case.protocols:
             self._ask_complaint(turn)
             return
-        decision = self._next_decision(case)
+        decision = self.casework.next_decision(case)
         if decision is not None and decision.next_question is not None:
             self._ask_question(turn, decision.next_question)
             return
@@ -754,58 +716,6 @@ class ConsultationService:
             self._ask_open(turn)
             return
         self._give_advice(turn)
-
-    def _refresh_protocols(self, case: Case) -> None:
-        """Intake facts (age, sex) decide which protocols apply: match again once they are known."""
-        opened = matching_protocols(
-            self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
-        )
-        case.protocols = [p.id for p in opened]
-
-    def _next_decision(self, case: Case) -> Decision | None:
-        """The most dangerous complaint's protocol asks the questions; the others mentioned are
-        kept (named in the advice) and raise the level only through rules that already hold."""
-        self._drop_misfits(case)
-        if not case.protocols:
-            return None
-        case.protocols.sort(key=lambda pid: (-self.rules.protocols[pid].match.rank, pid))
-        facts = case.facts()
-        primary = self.rules.protocols[case.protocols[0]]
-        decision = decide(primary, facts)
-        case.raise_level(decision.level, decision.rule_id)
-        for protocol_id in case.protocols[1:]:
-            protocol = self.rules.protocols[protocol_id]
-            for rule in protocol.rules:
-                if not rule.is_baseline and rule.condition.evaluate(facts) is True:
-                    case.raise_level(rule.level, protocol.full_rule_id(rule))
-        if decision.settled and primary.id not in case.done_protocols:
-            case.done_protocols.append(primary.id)
-        return decision
-
-    def _drop_misfits(self, case: Case) -> None:
-        """A protocol opened before the age was known may not fit the patient; swap it."""
-        fitting = [
-            pid
-            for pid in case.protocols
-            if self.rules.protocols[pid].population.admits(case.numeric_age, case.known_sex)
-        ]
-        if len(fitting) != len(case.protocols):
-            opened = matching_protocols(
-                self.rules.protocols.values(), frozenset(case.present), case.numeric_age, case.known_sex
-            )
-            case.protocols = list(dict.fromkeys(fitting + [p.id for p in opened]))
-            for protocol_id in case.protocols:
-                if protocol_id not in fitting:
-                    self._answer_from_transcript(case, self.rules.protocols[protocol_id])
-
-    def _answer_from_transcript(self, case: Case, protocol: Protocol) -> None:
-        """A protocol that joins late reads what the patient already wrote, like the others did."""
-        for turn in case.transcript:
-            if turn.role != "patient" or turn.private:
-                continue
-            screen = self.screener.screen(turn.text)
-            for question_id, value in answers_from_text(screen, protocol.questions, case.answers).items():
-                self._set_answer(case, self.rules.questions[question_id], value, from_text=True)
 
     def _wants_open_question(self, turn: _Turn) -> bool:
         case, pending = turn.case, turn.session.pending
@@ -937,7 +847,7 @@ class ConsultationService:
 
     def _give_advice(self, turn: _Turn) -> None:
         session, case = turn.session, turn.case
-        decision = self._next_decision(case)
+        decision = self.casework.next_decision(case)
         level = case.level or Level.SELF_CARE
         protocol_id = (case.rule or "").split(".")[0]
         protocol: Protocol | None = self.rules.protocols.get(protocol_id)
@@ -1006,14 +916,14 @@ class ConsultationService:
             turn.session.state = next_state(turn.session.state, Trigger.NEW_COMPLAINT)
             self._new_case(turn, None)
             self._record(turn, "patient", text)
-            self._absorb(turn, self.screener.screen(text))
+            self.casework.absorb(self._ensure_case(turn.session), self.screener.screen(text))
             self._advance(turn)
             return
         self._say(turn, "after.advice")
 
     def _after_alarm(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
         if turn.session.case is not None:
-            self._absorb(turn, screen)
+            self.casework.absorb(self._ensure_case(turn.session), screen)
         if turn.session.state is State.CRISIS:
             reply = self.responder.crisis_followup(turn.lang)
             turn.out.append(Reply(text=reply, lang=turn.lang, purpose="crisis"))
@@ -1025,7 +935,7 @@ class ConsultationService:
     def _in_handoff(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
         """A doctor has the case: the bot stays quiet (the frontend relays the message)."""
         if turn.session.case is not None:
-            self._absorb(turn, screen)
+            self.casework.absorb(self._ensure_case(turn.session), screen)
 
     # ---- forgetting ----------------------------------------------------------------------
 
