@@ -22,13 +22,14 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _rules_or_exit(settings: Settings) -> Any:
+def _rules_or_exit(directory: Path) -> Any:
+    """The rules in `directory`; if they do not validate, every problem and exit code 1."""
     from dialog.ruleset import load_rules
 
     try:
-        return load_rules(settings.rules_dir)
+        return load_rules(directory)
     except DataFileError as exc:
-        click.echo(f"the rules in {settings.rules_dir} do not validate; not starting:", err=True)
+        click.echo(f"the rules in {directory} do not validate; not starting:", err=True)
         for error in exc.errors:
             click.echo(f"  {error}", err=True)
         sys.exit(1)
@@ -53,7 +54,7 @@ def chat(lang: str | None) -> None:
     """A consultation in the terminal, on the embedded defaults."""
     settings = _settings(language=lang)
     logging.basicConfig(level=logging.WARNING)
-    rules = _rules_or_exit(settings)
+    rules = _rules_or_exit(settings.rules_dir)
 
     async def run() -> None:
         from bot.app import build_service, open_store
@@ -104,7 +105,7 @@ def simulate(
     from storage.memory import MemoryStore
 
     settings = _settings(rules_dir=rules_dir)
-    rules = _rules_or_exit(settings)
+    rules = _rules_or_exit(settings.rules_dir)
     try:
         loaded = read_cases(cases)
     except CaseFileError as exc:
@@ -164,17 +165,6 @@ def _default_cases() -> list[Path]:
     return [library] if library.is_dir() else []
 
 
-def _load_rules_dir(directory: Path) -> Any:
-    from dialog.ruleset import load_rules
-
-    try:
-        return load_rules(directory)
-    except DataFileError as exc:
-        for error in exc.errors:
-            click.echo(str(error))
-        raise click.ClickException(f"{directory}: {len(exc.errors)} error(s); fix them first") from None
-
-
 @rules.command("test")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
 @click.option(
@@ -193,7 +183,7 @@ def rules_test(path: Path | None, cases: tuple[Path, ...]) -> None:
     files = case_files(list(cases) or _default_cases())
     if not files:
         raise click.ClickException("no case files: give --cases")
-    results = run_cases(_load_rules_dir(directory), files)
+    results = run_cases(_rules_or_exit(directory), files)
     click.echo(f"rules: {directory}; {len(results)} cases from {len(files)} file(s)")
     click.echo(render(summarise(results)))
     failed = failures(results)
@@ -228,7 +218,7 @@ def rules_diff(old: Path, new: Path, cases: tuple[Path, ...], html_path: Path | 
     files = case_files(list(cases) or _default_cases())
     if not files:
         raise click.ClickException("no case files: give --cases")
-    changes = compare(run_cases(_load_rules_dir(old), files), run_cases(_load_rules_dir(new), files))
+    changes = compare(run_cases(_rules_or_exit(old), files), run_cases(_rules_or_exit(new), files))
     click.echo(render_text(changes))
     if html_path is not None:
         html_path.write_text(render_html(changes, str(old), str(new)), encoding="utf-8")
@@ -254,7 +244,7 @@ def serve() -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    rules = _rules_or_exit(settings)
+    rules = _rules_or_exit(settings.rules_dir)
     try:
         asyncio.run(serve_telegram(settings, rules))
     except MissingTextsError as exc:

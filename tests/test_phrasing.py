@@ -80,10 +80,7 @@ async def test_chinese_is_not_handed_to_an_english_only_model(test_rules: RuleSe
     chat, queue = await _chat(test_rules, backend)
     try:
         await chat.say("发烧两天了")
-        await chat.tap("consent:yes")
-        await chat.tap("who:self")
-        await chat.say("30")
-        await chat.tap("sex:F")
+        await chat.agree_and_introduce(age="30", sex="F")
         assert chat.last.text == "脖子发硬吗？"
         assert backend.prompts == []
     finally:
@@ -148,10 +145,7 @@ async def test_the_model_reads_a_reply_the_lexicon_cannot(test_rules: RuleSet) -
     chat, queue = await _reading_chat(test_rules, backend)
     try:
         await chat.say("发烧")
-        await chat.tap("consent:yes")
-        await chat.tap("who:self")
-        await chat.say("30")
-        await chat.tap("sex:F")
+        await chat.agree_and_introduce(age="30", sex="F")
         await chat.tap("a:stiff_neck:no")
         await chat.tap("a:fever_days:unsure")
         assert chat.last.expect.question_id == "drinking"
@@ -168,10 +162,7 @@ async def test_an_invalid_model_reading_is_ignored(test_rules: RuleSet) -> None:
     chat, queue = await _reading_chat(test_rules, backend)
     try:
         await chat.say("发烧")
-        await chat.tap("consent:yes")
-        await chat.tap("who:self")
-        await chat.say("30")
-        await chat.tap("sex:F")
+        await chat.agree_and_introduce(age="30", sex="F")
         await chat.tap("a:stiff_neck:no")
         await chat.tap("a:fever_days:unsure")
         backend.enqueue(['{"answer": "plenty"}'])  # not a choice of this question
