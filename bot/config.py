@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from clinical import RULES_DIR
+from dialog.team import Roster, Team
 from safety import REGIONS, Level, Region
 
 
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     telegram_webhook_url: str | None = None  # the public https:// URL Telegram posts updates to
     telegram_webhook_path: str | None = None  # path served locally; default: the URL's path
     telegram_webhook_host: str = "127.0.0.1"
-    telegram_webhook_port: int = Field(default=8080, ge=1, le=65535)
+    telegram_webhook_port: int = Field(default=8081, ge=1, le=65535)
     telegram_webhook_secret: SecretStr | None = None  # default: derived from the bot token
     telegram_request_timeout: float = Field(default=20.0, gt=0, le=300)  # seconds per Bot API call
     telegram_throttle_rate: float = Field(default=1.0, gt=0)  # messages per second per patient
@@ -80,6 +81,29 @@ class Settings(BaseSettings):
     telegram_typing_after: float = Field(default=0.5, ge=0)  # seconds before "typing…" is shown
     telegram_lock_timeout: float = Field(default=30.0, ge=1)  # per-patient lock TTL (renewed while held)
     telegram_urgent_retry_for: float = Field(default=600.0, ge=10)  # seconds to retry an emergency reply
+
+    # The doctor team (dialog/team.py): teams with their forum supergroup, members and routing,
+    # best written in the TOML file as [[teams]] tables.
+    teams: list[Team] = Field(default_factory=list)
+    team_realert_minutes: float = Field(default=5.0, gt=0)  # unclaimed emergency/crisis cases
+    team_sbar: bool = True  # ask the model for an SBAR summary on each flagged case's card
+
+    # The dashboard (dashboard/): `wenzhen dashboard`, or alongside `wenzhen serve`.
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = Field(default=8080, ge=1, le=65535)
+    dashboard_with_serve: bool = False  # `wenzhen serve` also serves the dashboard
+    dashboard_public_url: str | None = None  # for login links, e.g. https://team.example.org
+    dashboard_secure_cookies: bool = False  # set when the dashboard is served over https
+
+    @property
+    def roster(self) -> Roster:
+        return Roster(teams=tuple(self.teams))
+
+    @field_validator("teams")
+    @classmethod
+    def _roster_is_consistent(cls, value: list[Team]) -> list[Team]:
+        Roster(teams=tuple(value))  # unique names, member ids and Telegram ids
+        return value
 
     @field_validator("model")
     @classmethod

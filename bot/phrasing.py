@@ -11,7 +11,17 @@ from contextlib import asynccontextmanager
 
 from bot.config import Settings
 from dialog.phrasing import PhraseKind, ReadingRequest
-from model import AnswerChoice, Assistant, GenerationQueue, PhrasePlan, ReadRequest, create_backend
+from dialog.session import Case
+from model import (
+    AnswerChoice,
+    Assistant,
+    CaseSummary,
+    GenerationQueue,
+    PhrasePlan,
+    QuestionAnswer,
+    ReadRequest,
+    create_backend,
+)
 from safety import Lang
 
 log = logging.getLogger(__name__)
@@ -45,6 +55,27 @@ class AssistantPhraser:
 
     def cancel(self, key: str) -> None:
         self.assistant.cancel(key)
+
+    async def summarise(self, case: Case, lang: Lang) -> str | None:
+        """An SBAR note on the case for the doctor team, or None. Built from the case's
+        structured facts only (never its transcript), and never asked for a crisis case."""
+        if case.crisis:
+            return None
+        summary = CaseSummary(
+            lang=lang,
+            level=case.level.value if case.level else "-",
+            rule=case.rule or "",
+            reason=case.disposition.reason if case.disposition else "",
+            who=case.who,
+            age=None if case.age is None else str(case.age),
+            sex=case.sex,
+            complaint=case.complaint or "",
+            findings=tuple(case.present),
+            answers=tuple(QuestionAnswer(question=q, answer=str(a)) for q, a in case.answers.items()),
+            red_flags=tuple(case.red_flags),
+        )
+        result = await self.assistant.sbar(summary, key=f"sbar:{case.case_id}")
+        return result.value_or(None)  # type: ignore[arg-type]
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from safety import Lang, Level
 
 Command = Literal["start", "restart", "help", "human", "forget", "language", "resume"]
 MediaKind = Literal["photo", "voice", "sticker", "document", "location", "video", "other"]
+EscalationReason = Literal["red_flag", "crisis", "patient_request", "level", "low_confidence"]
 
 
 class Inbound(BaseModel):
@@ -66,9 +67,9 @@ class Reply(BaseModel):
     kind: Literal["reply"] = "reply"
     text: str
     lang: Lang
-    purpose: Literal["info", "consent", "question", "advice", "emergency", "crisis", "safety", "error"] = (
-        "info"
-    )
+    purpose: Literal[
+        "info", "consent", "question", "advice", "emergency", "crisis", "safety", "error", "doctor"
+    ] = "info"
     buttons: tuple[Button, ...] = ()
     expect: Expect = Expect(kind="none")
     triage: TriageOutcome | None = None
@@ -83,10 +84,22 @@ class Escalation(BaseModel):
     kind: Literal["escalation"] = "escalation"
     case_id: str
     patient_id: str
-    reason: Literal["red_flag", "crisis", "patient_request", "level", "low_confidence"]
+    reason: EscalationReason
     priority: int  # 0 is the highest
     level: Level | None = None
     flags: tuple[str, ...] = ()
 
 
-Outbound = Annotated[Reply | Escalation, Field(discriminator="kind")]
+class Relay(BaseModel):
+    """A doctor has the case: pass the patient's message (text or media) on to the team."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["relay"] = "relay"
+    case_id: str
+    patient_id: str
+    text: str = ""
+    media: MediaKind | None = None
+
+
+Outbound = Annotated[Reply | Escalation | Relay, Field(discriminator="kind")]

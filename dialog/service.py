@@ -24,6 +24,7 @@ from dialog.events import (
     Expect,
     Inbound,
     Outbound,
+    Relay,
     Reply,
     TriageOutcome,
 )
@@ -70,7 +71,6 @@ STRICT_PREFIX = (
 )
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +209,8 @@ class ConsultationService:
         if screen.is_alarm:
             self._ensure_case(session).transcript.append(Turn(role="patient", text=text))
             self._alarm(turn, screen)
+            if session.state is State.HANDOFF:
+                self._relay(turn, inbound, text)
         elif not stored:
             self._say(turn, "error.temporary", purpose="error")
             return turn.out
@@ -316,7 +318,8 @@ class ConsultationService:
         crisis = screen.outcome is Outcome.CRISIS
         self.casework.absorb(self._ensure_case(turn.session), screen)
         trigger = Trigger.CRISIS if crisis else Trigger.RED_FLAG
-        session.state = next_state(session.state, trigger)
+        if session.state is not State.HANDOFF:  # with a doctor in the chat, the doctor stays
+            session.state = next_state(session.state, trigger)
         session.pending = Pending(kind="none")
         level = screen.level or Level.EMERGENCY
         lead = max(screen.flags, key=lambda flag: flag.level.rank)
@@ -401,6 +404,9 @@ class ConsultationService:
         if inbound.kind == "command":
             self._command(turn, inbound)
             return
+        if session.state is State.HANDOFF and inbound.kind in ("text", "media"):
+            self._in_handoff(turn, inbound, text, screen)
+            return
         if inbound.kind == "media":
             self._say(turn, "media.unsupported")
             if session.state not in (State.CONSENT, State.CLOSED):
@@ -440,6 +446,9 @@ class ConsultationService:
 
     def _command(self, turn: _Turn, inbound: Inbound) -> None:
         session = turn.session
+        if session.state is State.HANDOFF and inbound.command in ("start", "restart", "human", "resume"):
+            self._say(turn, "handoff.active")  # the doctor hands the patient back when done
+            return
         match inbound.command:
             case "start":
                 self._say(turn, "welcome")
@@ -933,9 +942,58 @@ class ConsultationService:
             self._say(turn, "emergency.continue", purpose="emergency")
 
     def _in_handoff(self, turn: _Turn, inbound: Inbound, text: str, screen: ScreenResult) -> None:
-        """A doctor has the case: the bot stays quiet (the frontend relays the message)."""
+        """A doctor has the case: the bot stays quiet and passes the message on to the team."""
         if turn.session.case is not None:
             self.casework.absorb(self._ensure_case(turn.session), screen)
+        if inbound.kind == "media":
+            self._record(turn, "patient", f"[{inbound.media or 'media'}]")
+        self._relay(turn, inbound, text)
+
+    def _relay(self, turn: _Turn, inbound: Inbound, text: str) -> None:
+        case = self._ensure_case(turn.session)
+        media = inbound.media if inbound.kind == "media" else None
+        turn.out.append(Relay(case_id=case.case_id, patient_id=case.patient_id, text=text, media=media))
+
+    # ---- the doctor team -----------------------------------------------------------------
+
+    async def doctor_joined(self, patient_id: str, doctor: str) -> list[Outbound]:
+        """A doctor claimed the patient's case: from now on the patient talks to them."""
+        return await self._doctor_turn(patient_id, "joined", doctor, "")
+
+    async def doctor_says(self, patient_id: str, doctor: str, text: str) -> list[Outbound]:
+        """A doctor's message for the patient (recorded in the case, sent as theirs)."""
+        return await self._doctor_turn(patient_id, "says", doctor, text)
+
+    async def doctor_left(self, patient_id: str, doctor: str) -> list[Outbound]:
+        """The doctor closed the case: the bot takes the patient back."""
+        return await self._doctor_turn(patient_id, "left", doctor, "")
+
+    async def _doctor_turn(self, patient_id: str, what: str, doctor: str, text: str) -> list[Outbound]:
+        async with self._locks[patient_id]:
+            session = await self.store.load(patient_id)  # StoreUnavailableError: the caller retries
+            if session is None:  # forgotten
+                return []
+            turn = _Turn(session, session.lang or self.default_lang)
+            self._ensure_case(session)
+            if what == "says":
+                turn.out.append(Reply(text=f"{doctor}: {text}", lang=turn.lang, purpose="doctor"))
+                self._record(turn, "doctor", text)
+            elif what == "joined":
+                if session.state is not State.HANDOFF:
+                    session.state = next_state(session.state, Trigger.DOCTOR_CLAIMED)
+                    session.pending = Pending()
+                self._say_doctor(turn, "handoff.joined", doctor)
+            elif session.state is State.HANDOFF:
+                session.state = next_state(session.state, Trigger.DOCTOR_CLOSED)
+                session.pending = Pending()
+                self._say_doctor(turn, "handoff.closed", doctor)
+            await self.store.save(session)
+            return turn.out
+
+    def _say_doctor(self, turn: _Turn, key: str, doctor: str) -> None:
+        text = self.rules.text(key).get(turn.lang).format(doctor=doctor, number=self.region.emergency_number)
+        turn.out.append(Reply(text=text, lang=turn.lang, purpose="doctor"))
+        self._record(turn, "system", text)
 
     # ---- forgetting ----------------------------------------------------------------------
 

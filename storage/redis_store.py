@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from dialog.events import Escalation
 from dialog.session import Case, Session
 from dialog.store import StoreUnavailableError
+from storage.team_board import TeamBoard
 
 _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -99,6 +100,9 @@ class RedisStore:
             keys = [self._key("session", patient_id), self._key("patient", patient_id)]
             keys += [self._key("case", _text(cid)) for cid in case_ids]
             removed = int(await self.redis.delete(*keys))
+            removed += await TeamBoard(self.redis, prefix=self.prefix).forget_cases(
+                [_text(cid) for cid in case_ids]
+            )
             doomed = [
                 entry_id for entry_id, e in await self._escalation_entries() if e.patient_id == patient_id
             ]

@@ -35,7 +35,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.telegram.escalations import EscalationSink, LogEscalations
 from bot.telegram.render import keyboard, split_text
-from dialog.events import Escalation, Outbound, Reply
+from dialog.events import Escalation, Outbound, Relay, Reply
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +69,23 @@ class Delivery:
         chat_id: int,
         actions: Sequence[Outbound],
         on_unreachable: Callable[[], Awaitable[None]] | None = None,
+        *,
+        message_id: int | None = None,
     ) -> int | None:
         """Escalations first (they never wait for Telegram), then the replies in order. Returns
         the id of the last message sent with a keyboard, if the last reply had one.
-        `on_unreachable` runs when Telegram says the patient blocked the bot."""
+        `on_unreachable` runs when Telegram says the patient blocked the bot; `message_id` is
+        the patient's message this answers (relayed to a doctor who has the case)."""
         for action in actions:
-            if isinstance(action, Escalation):
-                try:
+            if isinstance(action, Reply):
+                continue
+            try:
+                if isinstance(action, Escalation):
                     await self.escalations.publish(action)
-                except Exception:
-                    log.exception("escalation %s could not be published", action.case_id)
+                else:
+                    await self.escalations.relay(bot, action, chat_id, message_id)
+            except Exception:
+                log.exception("case %s could not be passed to the team", action.case_id)
         latest: int | None = None
         try:
             for action in actions:

@@ -5,6 +5,7 @@ Workflow data (what handlers and middlewares receive by name):
   delivery     Delivery: sends replies with Telegram's faults handled, publishes escalations
   texts        Texts: the frontend's own locale texts (`telegram.*`, `error.temporary`)
   inflight     InFlight: the updates being handled (the runners drain it before stopping)
+  team_desk    TeamDesk, when teams are configured: the team groups' router acts through it
 
 FSM storage and event isolation use Redis (`PatientStorage`, `PatientIsolation`) when a client
 is given, else memory (tests, or a single process that needs no restart safety).
@@ -31,6 +32,8 @@ from bot.telegram.inflight import InFlight
 from bot.telegram.interrupt import Interrupt
 from bot.telegram.isolation import PatientStorage, key_builder
 from bot.telegram.patients import create_router
+from bot.telegram.team_desk import TeamDesk
+from bot.telegram.team_router import create_team_router
 from bot.telegram.texts import TELEGRAM_COMMANDS, Texts
 from bot.telegram.throttle import TokenBuckets
 from dialog.service import ConsultationService
@@ -60,6 +63,11 @@ class TelegramOptions:
             urgent_retry_for=settings.telegram_urgent_retry_for,
         )
 
+    def delivery_policy(self) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            attempts=self.retry_attempts, urgent_for=self.urgent_retry_for, typing_after=self.typing_after
+        )
+
 
 def create_dispatcher(
     service: ConsultationService,
@@ -68,11 +76,13 @@ def create_dispatcher(
     options: TelegramOptions | None = None,
     escalations: EscalationSink | None = None,
     delivery: Delivery | None = None,
+    team_desk: TeamDesk | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Dispatcher:
-    """The dispatcher with the patient router. `delivery` replaces the default sender built from
-    `options` and `escalations`; `clock` drives the flood throttle (tests). Raises
-    MissingTextsError when the locale files lack the frontend's texts."""
+    """The dispatcher with the patient router, and the team router when `team_desk` is given.
+    `delivery` replaces the default sender built from `options` and `escalations` (or the desk);
+    `clock` drives the flood throttle (tests). Raises MissingTextsError when the locale files
+    lack the frontend's texts."""
     options = options or TelegramOptions()
     texts = Texts(service.rules, service.region)
     storage: BaseStorage
@@ -82,14 +92,7 @@ def create_dispatcher(
         storage, isolation = redis_storage, redis_storage.create_isolation(timeout=options.lock_timeout)
     else:
         storage, isolation = MemoryStorage(), SimpleEventIsolation()
-    delivery = delivery or Delivery(
-        DeliveryPolicy(
-            attempts=options.retry_attempts,
-            urgent_for=options.urgent_retry_for,
-            typing_after=options.typing_after,
-        ),
-        escalations or LogEscalations(),
-    )
+    delivery = delivery or Delivery(options.delivery_policy(), escalations or team_desk or LogEscalations())
     dispatcher = Dispatcher(
         storage=storage,
         events_isolation=isolation,
@@ -98,6 +101,7 @@ def create_dispatcher(
         delivery=delivery,
         texts=texts,
         inflight=InFlight(),
+        team_desk=team_desk,
     )
     # On arrival, before an update waits for its patient's lock (the FSM middleware): count it,
     # and stop the model rewording that patient's turn in hand.
@@ -108,6 +112,8 @@ def create_dispatcher(
     dispatcher.include_router(
         create_router(TokenBuckets(options.throttle_rate, options.throttle_burst, clock=clock))
     )
+    if team_desk is not None:
+        dispatcher.include_router(create_team_router())
     if options.set_commands:
         dispatcher.startup.register(publish_commands)
     return dispatcher

@@ -1,6 +1,6 @@
-"""Where the Telegram frontend hands escalations. The consultation service has already queued
-them in storage for the doctor team; for now the frontend logs them (ids, reason and priority,
-never message text). The doctor-team router will route them to the team's chat."""
+"""Where the Telegram frontend hands escalations and, while a doctor has a case, the patient's
+messages for the doctor. With teams configured that is the team desk (`team_desk.TeamDesk`);
+without, they are logged (ids, reason and priority, never message text)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import logging
 import uuid
 from typing import Protocol
 
-from dialog.events import Escalation
+from aiogram import Bot
+
+from dialog.events import Escalation, Relay
 
 log = logging.getLogger(__name__)
 
 
 class EscalationSink(Protocol):
     async def publish(self, escalation: Escalation) -> None: ...
+
+    async def relay(self, bot: Bot, relay: Relay, chat_id: int, message_id: int | None) -> None:
+        """Pass a patient's message (`message_id` in `chat_id`) on to the doctor who has the case."""
 
 
 def alias(patient_id: str) -> str:
@@ -33,3 +38,6 @@ class LogEscalations:
             escalation.level.value if escalation.level else "-",
             ",".join(escalation.flags) or "-",
         )
+
+    async def relay(self, bot: Bot, relay: Relay, chat_id: int, message_id: int | None) -> None:
+        log.warning("case %s: a message for the doctor, but no team is configured", relay.case_id)

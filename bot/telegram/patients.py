@@ -22,7 +22,7 @@ from bot.telegram.delivery import Delivery
 from bot.telegram.errors import ErrorMiddleware
 from bot.telegram.inbound import callback_inbound, message_inbound
 from bot.telegram.throttle import ThrottleMiddleware, TokenBuckets
-from dialog.events import Inbound
+from dialog.events import Inbound, Reply
 from dialog.service import ConsultationService
 
 KEYBOARD = "keyboard"  # FSM data: the message id of the last keyboard shown
@@ -37,18 +37,24 @@ async def consult(
     state: FSMContext,
     *,
     answered: int | None = None,
+    message_id: int | None = None,
 ) -> None:
     """One turn: the service's answer to `inbound`, sent; `answered` is the message whose
-    keyboard the patient tapped (already taken away)."""
+    keyboard the patient tapped (already taken away); `message_id` the patient's message."""
     async with delivery.typing(bot, chat_id):
         actions = await service.handle(inbound)
-    if not actions:  # e.g. a doctor has the case: the bot stays quiet
+    if not any(isinstance(action, Reply) for action in actions):  # e.g. a doctor has the case
+        await delivery.send(bot, chat_id, actions, message_id=message_id)
         return
     shown = (await state.get_data()).get(KEYBOARD)
     if isinstance(shown, int) and shown != answered:
         await _remove_keyboard(bot, chat_id, shown)
     latest = await delivery.send(
-        bot, chat_id, actions, on_unreachable=lambda: service.patient_unreachable(inbound.patient_id)
+        bot,
+        chat_id,
+        actions,
+        on_unreachable=lambda: service.patient_unreachable(inbound.patient_id),
+        message_id=message_id,
     )
     if latest is not None or shown is not None:
         await state.set_data({KEYBOARD: latest} if latest is not None else {})
@@ -64,7 +70,7 @@ async def on_message(
 ) -> None:
     inbound = message_inbound(message, event_update.update_id)
     if inbound is not None:
-        await consult(bot, message.chat.id, inbound, service, delivery, state)
+        await consult(bot, message.chat.id, inbound, service, delivery, state, message_id=message.message_id)
 
 
 async def on_tap(

@@ -18,7 +18,9 @@ import hashlib
 import hmac
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -29,14 +31,18 @@ from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from aiogram.utils.backoff import Backoff, BackoffConfig
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.app import build_service, open_redis
 from bot.config import Settings
 from bot.phrasing import open_phraser
+from bot.telegram.delivery import Delivery
 from bot.telegram.dispatcher import TelegramOptions, create_dispatcher
 from bot.telegram.inflight import InFlight
+from bot.telegram.team_desk import TeamDesk
 from dialog.ruleset import RuleSet
 from storage.redis_store import RedisStore
+from storage.team_board import TeamBoard
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +80,53 @@ async def serve(settings: Settings, rules: RuleSet) -> None:
     async with open_redis(settings) as redis, open_phraser(settings) as phraser:
         store = RedisStore(redis, retention_seconds=settings.retention_days * 86400)
         service = build_service(settings, rules, store, phraser)
-        dispatcher = create_dispatcher(service, redis=redis, options=TelegramOptions.from_settings(settings))
         bot = create_bot(settings)
-        if settings.telegram_webhook_url:
-            await run_webhook(dispatcher, bot, settings)
-        else:
-            await run_polling(dispatcher, bot)
+        options = TelegramOptions.from_settings(settings)
+        delivery = Delivery(options.delivery_policy())
+        desk: TeamDesk | None = None
+        if settings.teams:
+            desk = TeamDesk(
+                bot=bot,
+                board=TeamBoard(redis),
+                store=store,
+                roster=settings.roster,
+                service=service,
+                delivery=delivery,
+                summarise=phraser.summarise if phraser is not None and settings.team_sbar else None,
+                realert_after=timedelta(minutes=settings.team_realert_minutes),
+            )
+            delivery.escalations = desk
+        dispatcher = create_dispatcher(
+            service, redis=redis, options=options, delivery=delivery, team_desk=desk
+        )
+        async with _alongside(settings, redis, desk):
+            if settings.telegram_webhook_url:
+                await run_webhook(dispatcher, bot, settings)
+            else:
+                await run_polling(dispatcher, bot)
+
+
+@asynccontextmanager
+async def _alongside(settings: Settings, redis: Redis, desk: TeamDesk | None) -> AsyncIterator[None]:
+    """What runs beside the bot: the team desk's workers and, if configured, the dashboard."""
+    stop = asyncio.Event()
+    tasks = []
+    if desk is not None:
+        tasks = [asyncio.create_task(desk.work(stop)), asyncio.create_task(desk.realert(stop))]
+    dashboard = None
+    if settings.dashboard_with_serve:
+        from dashboard import start_dashboard
+
+        dashboard = await start_dashboard(settings, redis)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if desk is not None:
+            await desk.aclose()
+        if dashboard is not None:
+            await dashboard.cleanup()
 
 
 async def run_polling(dispatcher: Dispatcher, bot: Bot) -> None:

@@ -45,6 +45,8 @@ class Sent:
     text: str
     buttons: list[list[tuple[str, str]]]  # rows of (label, callback data)
     at: float
+    thread_id: int | None = None  # the forum topic of a group message
+    copied_from: int | None = None  # copyMessage: the message id copied
 
     @property
     def data(self) -> list[str]:
@@ -84,6 +86,9 @@ class FakeBotAPI:
         self._confirmed = 0  # update ids up to this one are confirmed (getUpdates offset)
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
+        self._topic_ids = itertools.count(501)
+        self.topics: dict[int, tuple[int, str]] = {}  # topic id -> (chat id, name)
+        self.alerts: list[str] = []  # texts of answerCallbackQuery(show_alert=True)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._pusher: asyncio.Task[None] | None = None
@@ -137,6 +142,12 @@ class FakeBotAPI:
 
     def sent_to(self, chat_id: int) -> list[Sent]:
         return list(self._by_chat.get(chat_id, ()))
+
+    def in_topic(self, chat_id: int, topic_id: int) -> list[Sent]:
+        return [m for m in self._by_chat.get(chat_id, ()) if m.thread_id == topic_id]
+
+    def member(self, user_id: int, chat_id: int, lang: str = "en") -> FakeMember:
+        return FakeMember(self, user_id, chat_id, lang)
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -209,13 +220,29 @@ class FakeBotAPI:
             return _error(400, "Bad Request: message text is empty")
         if len(text.encode("utf-16-le")) // 2 > 4096:
             return _error(400, "Bad Request: message is too long")
+        return await self._deliver(params, text)
+
+    async def _deliver(
+        self, params: dict[str, Any], text: str, copied_from: int | None = None
+    ) -> web.Response:
         chat_id = int(params["chat_id"])
+        thread = params.get("message_thread_id")
+        if thread is not None and int(thread) not in self.topics:
+            return _error(400, "Bad Request: message thread not found")
         markup = params.get("reply_markup") or {}
         rows = [
             [(str(b["text"]), str(b.get("callback_data", ""))) for b in row]
             for row in markup.get("inline_keyboard", [])
         ]
-        sent = Sent(next(self._message_ids), chat_id, text, rows, time.monotonic())
+        sent = Sent(
+            next(self._message_ids),
+            chat_id,
+            text,
+            rows,
+            time.monotonic(),
+            thread_id=int(thread) if thread is not None else None,
+            copied_from=copied_from,
+        )
         async with self._changed:
             self.messages.append(sent)
             self._by_chat[chat_id].append(sent)
@@ -223,7 +250,7 @@ class FakeBotAPI:
         body: dict[str, Any] = {
             "message_id": sent.message_id,
             "date": int(time.time()),
-            "chat": {"id": chat_id, "type": "private"},
+            "chat": {"id": chat_id, "type": "supergroup" if chat_id < 0 else "private"},
             "from": {"id": self.bot_id, "is_bot": True, "first_name": "wenzhen"},
             "text": text,
         }
@@ -231,10 +258,48 @@ class FakeBotAPI:
             body["reply_markup"] = markup
         return _ok(body)
 
+    async def _api_createForumTopic(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
+        topic_id = next(self._topic_ids)
+        name = str(params.get("name", ""))
+        if not 1 <= len(name) <= 128:
+            return _error(400, "Bad Request: TOPIC_NAME_INVALID")
+        self.topics[topic_id] = (int(params["chat_id"]), name)
+        return _ok({"message_thread_id": topic_id, "name": name, "icon_color": 7322096})
+
+    async def _api_copyMessage(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
+        response = await self._deliver(
+            params, str(params.get("caption") or "[copy]"), copied_from=int(params["message_id"])
+        )
+        if response.status != 200:
+            return response
+        return _ok({"message_id": self.messages[-1].message_id})
+
+    async def _api_editMessageText(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
+        message_id = int(params.get("message_id", 0))
+        shown = next((m for m in self.messages if m.message_id == message_id), None)
+        if shown is None:
+            return _error(400, _DESCRIPTIONS[400])
+        text = str(params.get("text", ""))
+        if text == shown.text:
+            return _error(400, "Bad Request: message is not modified")
+        markup = params.get("reply_markup") or {}
+        async with self._changed:
+            shown.text = text
+            shown.buttons = [
+                [(str(b["text"]), str(b.get("callback_data", ""))) for b in row]
+                for row in markup.get("inline_keyboard", [])
+            ]
+            self._changed.notify_all()
+        return _ok(True)
+
     async def _api_sendChatAction(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
         return _ok(True)
 
     async def _api_answerCallbackQuery(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
+        if params.get("show_alert") in (True, "true", "True") and params.get("text"):
+            async with self._changed:
+                self.alerts.append(str(params["text"]))
+                self._changed.notify_all()
         return _ok(True)
 
     async def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> web.Response:  # noqa: N802
@@ -329,6 +394,47 @@ class FakeUser:
         replies = self.api.sent_to(self.user_id)[start:]
         end = next(i for i, m in enumerate(replies) if until(m))
         return replies[: end + 1]
+
+
+@dataclass
+class FakeMember:
+    """A member of a team's forum supergroup."""
+
+    api: FakeBotAPI
+    user_id: int
+    chat_id: int
+    lang: str = "en"
+
+    async def tap(self, data: str) -> None:
+        shown = next((m for m in reversed(self.api.sent_to(self.chat_id)) if data in m.data), None)
+        assert shown is not None, f"no message in the group offers {data!r}"
+        update = updates.tap(
+            self.user_id,
+            data,
+            message_id=shown.message_id,
+            lang=self.lang,
+            chat_type="supergroup",
+            chat_id=self.chat_id,
+            keyboard=shown.markup(),
+        )
+        update["callback_query"]["message"]["from"]["id"] = self.api.bot_id
+        if shown.thread_id is not None:
+            update["callback_query"]["message"].update(
+                message_thread_id=shown.thread_id, is_topic_message=True
+            )
+        await self.api.push(update)
+
+    async def say(self, topic_id: int, text: str) -> None:
+        await self.api.push(
+            updates.message(
+                self.user_id,
+                text,
+                lang=self.lang,
+                chat_type="supergroup",
+                chat_id=self.chat_id,
+                extra={"message_thread_id": topic_id, "is_topic_message": True},
+            )
+        )
 
 
 def offers(data: str) -> Callable[[Sent], bool]:
