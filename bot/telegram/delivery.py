@@ -35,7 +35,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.telegram.escalations import EscalationSink, LogEscalations
 from bot.telegram.render import keyboard, split_text
-from dialog.events import Escalation, Outbound, Relay, Reply
+from dialog.events import Escalation, Outbound, Reply
 
 log = logging.getLogger(__name__)
 
