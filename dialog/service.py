@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from dialog.advice import advice_text, question_buttons
@@ -71,6 +72,28 @@ STRICT_PREFIX = (
 )
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
+KEPT_VERSIONS = 8  # rules versions kept for consultations still running on them
+_TURN_ENGINE: ContextVar[_Engine | None] = ContextVar("wenzhen_turn_engine", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Engine:
+    """Everything a consultation reads from one version of the rules."""
+
+    rules: RuleSet
+    screener: Screener
+    casework: Casework
+    responder: Responder
+
+    @classmethod
+    def build(cls, rules: RuleSet, region: Region) -> _Engine:
+        screener = Screener(rules.lexicon, rules.red_flags)
+        return cls(
+            rules,
+            screener,
+            Casework(rules, screener),
+            Responder(_safety_texts(rules), region, rules.red_flags.first_aid),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +135,6 @@ class ConsultationService:
         phraser: Phraser | None = None,
         phrase_kinds: frozenset[PhraseKind] = frozenset({"question", "advice"}),
     ) -> None:
-        self.rules = rules
         self.store = store
         self.region = region
         self.default_lang = default_lang
@@ -121,10 +143,52 @@ class ConsultationService:
         self.phraser = phraser
         self.phrase_kinds = phrase_kinds
         self.guard = OutputGuard(region.numbers)
-        self.screener = Screener(rules.lexicon, rules.red_flags)
-        self.casework = Casework(rules, self.screener)
-        self.responder = Responder(_safety_texts(rules), region, rules.red_flags.first_aid)
+        self._live = _Engine.build(rules, region)
+        self._versions: OrderedDict[str, _Engine] = OrderedDict({rules.version: self._live})
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # ---- the rules in force ------------------------------------------------------------
+
+    @property
+    def rules(self) -> RuleSet:
+        """The rules of the consultation in hand (its own version), else the live rules."""
+        return self._engine.rules
+
+    @property
+    def screener(self) -> Screener:
+        return self._engine.screener
+
+    @property
+    def casework(self) -> Casework:
+        return self._engine.casework
+
+    @property
+    def responder(self) -> Responder:
+        return self._engine.responder
+
+    @property
+    def live_rules(self) -> RuleSet:
+        return self._live.rules
+
+    @property
+    def _engine(self) -> _Engine:
+        return _TURN_ENGINE.get() or self._live
+
+    def use_rules(self, rules: RuleSet) -> None:
+        """Make `rules` live: new consultations use them; those in progress finish on the version
+        they started with (kept while at most `KEPT_VERSIONS` versions are in use)."""
+        engine = self._versions.get(rules.version) or _Engine.build(rules, self.region)
+        self._versions[rules.version] = engine
+        self._versions.move_to_end(rules.version)
+        self._live = engine
+        while len(self._versions) > KEPT_VERSIONS:
+            self._versions.popitem(last=False)
+
+    def _engine_for(self, session: Session) -> _Engine:
+        case = session.case
+        if case is None:
+            return self._live
+        return self._versions.get(case.rules_version, self._live)
 
     # ---- entry point -------------------------------------------------------------------
 
@@ -132,6 +196,7 @@ class ConsultationService:
         """Everything the bot says and does in answer to one inbound event."""
         self.interrupt(inbound.patient_id)
         async with self._locks[inbound.patient_id]:
+            token = _TURN_ENGINE.set(None)
             try:
                 return await self._handle(inbound)
             except Exception as exc:  # the patient must get an answer, never a stack trace
@@ -146,6 +211,8 @@ class ConsultationService:
                     self.rules.text("error.temporary").get(lang).format(number=self.region.emergency_number)
                 )
                 return [Reply(text=text, lang=lang, purpose="error")]
+            finally:
+                _TURN_ENGINE.reset(token)
 
     async def patient_unreachable(self, patient_id: str) -> None:
         """The frontend cannot reach the patient any more (they blocked the bot): end the
@@ -179,17 +246,22 @@ class ConsultationService:
             except StoreUnavailableError:
                 session, stored = None, False
             session = session or Session(patient_id=inbound.patient_id)
-            text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
-            screen = self.screener.screen(
-                text, self._context(session), self._button_findings(session, inbound)
-            )
-            if not screen.is_alarm:
-                return []
-            turn = _Turn(session, self._language(session, text, inbound.lang_hint))
-            self._ensure_case(session).transcript.append(Turn(role="patient", text=text))
-            self._alarm(turn, screen)
-            await self._persist(turn, stored)
-            return turn.out
+            token = _TURN_ENGINE.set(self._engine_for(session))
+            try:
+                return await self._screen_only(inbound, session, stored)
+            finally:
+                _TURN_ENGINE.reset(token)
+
+    async def _screen_only(self, inbound: Inbound, session: Session, stored: bool) -> list[Outbound]:
+        text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
+        screen = self.screener.screen(text, self._context(session), self._button_findings(session, inbound))
+        if not screen.is_alarm:
+            return []
+        turn = _Turn(session, self._language(session, text, inbound.lang_hint))
+        self._ensure_case(session).transcript.append(Turn(role="patient", text=text))
+        self._alarm(turn, screen)
+        await self._persist(turn, stored)
+        return turn.out
 
     async def _handle(self, inbound: Inbound) -> list[Outbound]:
         text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
@@ -201,6 +273,7 @@ class ConsultationService:
         else:
             stored = True
         session = session or Session(patient_id=inbound.patient_id)
+        _TURN_ENGINE.set(self._engine_for(session))
         lang = self._language(session, text, inbound.lang_hint)
         session.lang = lang
         screen = self.screener.screen(text, self._context(session), self._button_findings(session, inbound))
@@ -560,6 +633,7 @@ class ConsultationService:
 
     def _new_case(self, turn: _Turn, trigger: Trigger | None) -> None:
         session = turn.session
+        _TURN_ENGINE.set(self._live)  # a new case starts on the live rules
         session.case = Case(
             case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
         )
@@ -570,6 +644,7 @@ class ConsultationService:
 
     def _ensure_case(self, session: Session) -> Case:
         if session.case is None:
+            _TURN_ENGINE.set(self._live)
             session.case = Case(
                 case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
             )
@@ -973,22 +1048,29 @@ class ConsultationService:
             session = await self.store.load(patient_id)  # StoreUnavailableError: the caller retries
             if session is None:  # forgotten
                 return []
-            turn = _Turn(session, session.lang or self.default_lang)
-            self._ensure_case(session)
-            if what == "says":
-                turn.out.append(Reply(text=f"{doctor}: {text}", lang=turn.lang, purpose="doctor"))
-                self._record(turn, "doctor", text)
-            elif what == "joined":
-                if session.state is not State.HANDOFF:
-                    session.state = next_state(session.state, Trigger.DOCTOR_CLAIMED)
-                    session.pending = Pending()
-                self._say_doctor(turn, "handoff.joined", doctor)
-            elif session.state is State.HANDOFF:
-                session.state = next_state(session.state, Trigger.DOCTOR_CLOSED)
+            token = _TURN_ENGINE.set(self._engine_for(session))
+            try:
+                return await self._doctor_step(session, what, doctor, text)
+            finally:
+                _TURN_ENGINE.reset(token)
+
+    async def _doctor_step(self, session: Session, what: str, doctor: str, text: str) -> list[Outbound]:
+        turn = _Turn(session, session.lang or self.default_lang)
+        self._ensure_case(session)
+        if what == "says":
+            turn.out.append(Reply(text=f"{doctor}: {text}", lang=turn.lang, purpose="doctor"))
+            self._record(turn, "doctor", text)
+        elif what == "joined":
+            if session.state is not State.HANDOFF:
+                session.state = next_state(session.state, Trigger.DOCTOR_CLAIMED)
                 session.pending = Pending()
-                self._say_doctor(turn, "handoff.closed", doctor)
-            await self.store.save(session)
-            return turn.out
+            self._say_doctor(turn, "handoff.joined", doctor)
+        elif session.state is State.HANDOFF:
+            session.state = next_state(session.state, Trigger.DOCTOR_CLOSED)
+            session.pending = Pending()
+            self._say_doctor(turn, "handoff.closed", doctor)
+        await self.store.save(session)
+        return turn.out
 
     def _say_doctor(self, turn: _Turn, key: str, doctor: str) -> None:
         text = self.rules.text(key).get(turn.lang).format(doctor=doctor, number=self.region.emergency_number)

@@ -241,3 +241,11 @@ async def test_a_patients_request_for_a_human_reaches_the_team(
     ticket = await board.get(await _case_of_topic(board, topic))
     assert ticket is not None
     assert not ticket.urgent
+
+
+async def test_reload_is_for_operators(team_bot: BotProcess, api: FakeBotAPI) -> None:
+    before = len(api.sent_to(GROUP))
+    await api.push(updates.message(DOCTOR, "/reload", chat_type="supergroup", chat_id=GROUP))
+    await api.wait_for(lambda: any("may not reload" in m.text for m in api.sent_to(GROUP)[before:]))
+    await api.push(updates.message(OPERATOR, "/reload", chat_type="supergroup", chat_id=GROUP))
+    await api.wait_for(lambda: any("no change on disk" in m.text for m in api.sent_to(GROUP)[before:]))

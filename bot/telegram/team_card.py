@@ -5,11 +5,12 @@ summary), in the team's language, from the locale files' `team.*` texts. Pure fu
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.telegram.texts import MissingTextsError
+from bot.telegram.texts import require_texts
 from dialog.ruleset import RuleSet
 from dialog.session import AnswerValue, Case
 from dialog.team import Ticket, TicketStatus
@@ -30,13 +31,15 @@ TEAM_TEXT_KEYS = (
 
 
 class TeamTexts:
-    def __init__(self, rules: RuleSet) -> None:
-        missing = [key for key in TEAM_TEXT_KEYS if f"team.{key}" not in rules.texts]
-        if missing:
-            raise MissingTextsError(
-                f"{rules.directory / 'locales'}: texts missing for the team: {', '.join(missing)}"
-            )
-        self.rules = rules
+    """The `team.*` texts of the rules in force (`rules()`: they change when operators reload)."""
+
+    def __init__(self, rules: Callable[[], RuleSet]) -> None:
+        require_texts(rules(), tuple(f"team.{key}" for key in TEAM_TEXT_KEYS), "the team")
+        self._rules = rules
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules()
 
     def get(self, key: str, lang: Lang, **values: object) -> str:
         return self.rules.text(f"team.{key}").get(lang).format(**values)

@@ -67,7 +67,7 @@ class TeamDesk:
         self.summarise = summarise
         self.realert_after = realert_after
         self.consumer = consumer or socket.gethostname()
-        self.texts = TeamTexts(service.rules)
+        self.texts = TeamTexts(lambda: service.rules)
         self._background: set[asyncio.Task[None]] = set()
 
     # ---- flagged cases -------------------------------------------------------------------
@@ -273,6 +273,16 @@ class TeamDesk:
             except TelegramAPIError as exc:  # they never opened a chat with the bot
                 log.warning("on-call %s could not be alerted directly (%s)", member.id, exc.message)
         await self.board.alerted(ticket.case_id, "on call: " + (", ".join(reached) or "none reached"))
+
+    async def announce(self, text: str) -> None:
+        """A notice for every team's group (outside any case topic), e.g. a rules edit refused."""
+        for team in self.roster.teams:
+            if team.chat_id is None:
+                continue
+            try:
+                await self.bot.send_message(team.chat_id, text)
+            except TelegramAPIError as exc:
+                log.error("team %s: a notice was not posted (%s)", team.name, exc.message)
 
     # ---- helpers ------------------------------------------------------------------------------
 

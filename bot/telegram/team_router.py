@@ -14,11 +14,13 @@ from contextlib import suppress
 from aiogram import F, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
+from bot.rules_keeper import RulesKeeper
 from bot.telegram.team_card import CLAIM, CLOSE
 from bot.telegram.team_desk import TeamDesk
-from dialog.team import Member, Refusal, Team
+from dialog.team import Action, Member, Refusal, Team
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,29 @@ async def on_topic_message(message: Message, team_desk: TeamDesk) -> None:
             await message.reply(team_desk.texts.get("refused", team.lang, why=refusal))
 
 
+async def on_reload(message: Message, team_desk: TeamDesk, rules_keeper: RulesKeeper | None) -> None:
+    """/reload from an operator: check the rules on disk and make them live if they pass."""
+    team = team_desk.roster.team_of_chat(message.chat.id)
+    user = message.from_user
+    if team is None or user is None:
+        return
+    member = _member(team, user.id)
+    if member is None or not member.may(Action.RELOAD) or rules_keeper is None:
+        why = (
+            team_desk.texts.get("not_member", team.lang)
+            if member is None
+            else f"a {member.role.value} may not reload"
+        )
+        log.info("/reload refused for %s", member.id if member else f"tg:{user.id}")
+        with suppress(TelegramAPIError):
+            await message.reply(team_desk.texts.get("refused", team.lang, why=why))
+        return
+    event = await rules_keeper.reload(member.id)
+    if event is None:  # nothing changed on disk; the keeper reports changes itself
+        with suppress(TelegramAPIError):
+            await message.reply(f"Rules {rules_keeper.service.live_rules.version}: no change on disk.")
+
+
 async def _answer(callback: CallbackQuery, text: str) -> None:
     with suppress(TelegramAPIError):
         await callback.answer(text, show_alert=True)
@@ -95,5 +120,6 @@ def create_team_router() -> Router:
     router.message.filter(groups, F.from_user.is_bot.is_(False))
     router.callback_query.filter(F.message.chat.type.in_({ChatType.SUPERGROUP, ChatType.GROUP}))
     router.callback_query.register(on_card_tap, F.data.startswith(CLAIM) | F.data.startswith(CLOSE))
+    router.message.register(on_reload, Command("reload"))
     router.message.register(on_topic_message)
     return router

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dialog.ruleset import RuleSet
 from safety import Lang, Region
 
@@ -25,16 +27,22 @@ def language_of(hint: str | None, default: Lang) -> Lang:
 
 
 class Texts:
-    """Locale texts with the region's numbers filled in."""
+    """Locale texts with the region's numbers filled in, from the rules in force (`rules()`: they
+    change when operators reload them)."""
 
-    def __init__(self, rules: RuleSet, region: Region) -> None:
-        missing = [key for key in TELEGRAM_TEXT_KEYS if key not in rules.texts]
-        if missing:
-            raise MissingTextsError(
-                f"{rules.directory / 'locales'}: texts missing for Telegram: {', '.join(missing)}"
-            )
+    def __init__(self, rules: Callable[[], RuleSet], region: Region) -> None:
+        require_texts(rules(), TELEGRAM_TEXT_KEYS, "Telegram")
         self._rules = rules
         self._region = region
 
     def get(self, key: str, lang: Lang) -> str:
-        return self._rules.text(key).get(lang).replace("{number}", self._region.emergency_number)
+        return self._rules().text(key).get(lang).replace("{number}", self._region.emergency_number)
+
+
+def require_texts(rules: RuleSet, keys: tuple[str, ...], what: str) -> None:
+    """Raises MissingTextsError naming the texts `rules` lack."""
+    missing = [key for key in keys if key not in rules.texts]
+    if missing:
+        raise MissingTextsError(
+            f"{rules.directory / 'locales'}: texts missing for {what}: {', '.join(missing)}"
+        )
