@@ -235,3 +235,31 @@ async def test_forget_removes_the_patients_tickets_and_audit_trail(
     assert await board.audit("c9") == []
     assert await board.case_of_topic(-100, 77) is None
     assert [t.case_id for t in await board.tickets()] == []
+
+
+async def test_the_card_summary_is_written_from_the_cases_facts_and_never_for_a_crisis() -> None:
+    import json
+
+    from bot.phrasing import AssistantPhraser
+    from model import Assistant, FakeBackend, GenerationQueue
+
+    note = {"situation": "Cough for a week.", "background": "40, female.", "assessment": "No red flags.",
+            "recommendation": "Routine review."}  # fmt: skip
+    backend = FakeBackend([json.dumps(note)], languages=("en",))
+    queue = GenerationQueue(backend)
+    phraser = AssistantPhraser(Assistant(queue))
+    case = Case(case_id="c5", patient_id="tg:5", rules_version="v", complaint="cough for a week", age=40.0)
+    case.raise_level(Level.CONSULTATION, "cough.base")
+    case.answers["cough_days"] = 7.0
+    summary = await phraser.summarise(case, "en")
+    assert summary is not None
+    assert "Cough for a week." in summary
+    assert "cough.base" in summary
+    facts = backend.calls[0].messages[-1].content
+    assert "cough for a week" in facts
+    assert "cough_days 7" in facts
+    assert await phraser.summarise(case, "zh") is None  # the backend does not write Chinese
+    crisis = case.model_copy(update={"crisis": True})
+    assert await phraser.summarise(crisis, "en") is None
+    assert len(backend.calls) == 1  # a crisis case never reaches the model
+    await queue.aclose()
