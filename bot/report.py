@@ -146,3 +146,41 @@ def render(summary: Summary) -> str:
             f"({summary.red_flag_false}/{summary.red_flag_benign})"
         )
     return "\n".join(lines)
+
+
+def by_persona(results: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Result lines grouped by the persona that played them (`none`: the case as written), in
+    the order they first appear."""
+    groups: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for result in results:
+        groups[str(result.get("persona") or "none")].append(result)
+    return dict(groups)
+
+
+def render_personas(results: Iterable[Mapping[str, Any]]) -> str:
+    """One row per persona: accuracy (and its change from the cases as written), under- and
+    over-triage, red-flag recall and false alarms, each from `summarise` on that persona's
+    results; `rewritten` counts the cases whose words the persona changed (the others were
+    played as written: a parent persona leaves adults' cases alone)."""
+    groups = by_persona(results)
+    summaries = {name: summarise(rows) for name, rows in groups.items()}
+    baseline = summaries.get("none")
+    header = (
+        f"{'persona':<12} {'rewriter':<9} {'cases':>5} {'rewritten':>9} {'accuracy':>9} {'change':>7} "
+        f"{'under':>6} {'over':>6} {'no disp':>7} {'red-flag recall':>15} {'false alarms':>12}"
+    )
+    lines = ["per persona:", header]
+    for name, summary in summaries.items():
+        rows = groups[name]
+        rewriters = sorted({str(r.get("rewriter")) for r in rows} - {"none", "None"})
+        rewritten = sum(1 for r in rows if r.get("rewriter") not in (None, "none"))
+        o = summary.overall
+        change = f"{o.accuracy - baseline.overall.accuracy:+.1f}" if baseline and name != "none" else ""
+        recall = f"{summary.red_flag_recall:.1f}%" if summary.red_flag_expected else "-"
+        alarms = f"{summary.false_alarm_rate:.1f}%" if summary.red_flag_benign else "-"
+        lines.append(
+            f"{name:<12} {'/'.join(rewriters) or 'none':<9} {summary.cases:>5} {rewritten:>9} "
+            f"{o.accuracy:>8.1f}% {change:>7} {o.under_rate:>5.1f}% {o.over_rate:>5.1f}% {o.stalled:>7} "
+            f"{recall:>15} {alarms:>12}"
+        )
+    return "\n".join(lines)

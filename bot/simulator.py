@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -55,6 +55,21 @@ class CaseFileError(ValueError):
     pass
 
 
+class Persona(Protocol):
+    """How a simulated patient writes (bot.personas): it rewrites what the patient types, never
+    what the patient knows."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rewriter(self) -> str: ...
+
+    def __call__(self, case: SimCase) -> SimCase: ...
+
+    def typed(self, text: str, case: SimCase, slot: Literal["age", "number"]) -> str: ...
+
+
 def read_cases(path: Path) -> list[SimCase]:
     """Parse a JSON Lines case file; a bad line is an error naming its line number."""
     cases: list[SimCase] = []
@@ -75,12 +90,18 @@ def read_cases(path: Path) -> list[SimCase]:
 
 class SimulatedPatient:
     """Answers the bot as CASES.md prescribes: explicit answers, then the case's own text, then
-    the `unknown` policy."""
+    the `unknown` policy. With a persona it types in that persona's words, but what it knows (and
+    so every answer) still comes from the case as written."""
 
-    def __init__(self, case: SimCase, screener: Screener, unknown: Unknown) -> None:
+    def __init__(
+        self, case: SimCase, screener: Screener, unknown: Unknown, persona: Persona | None = None
+    ) -> None:
         self.case = case
         self.unknown = unknown
-        self.unsent = list(case.messages)
+        self.persona = persona
+        self.said = persona(case) if persona is not None else case
+        self.rewritten = self.said.messages != case.messages
+        self.unsent = list(self.said.messages)
         self.repeated = False
         joined = normalise(" . ".join(case.messages))
         findings = screener.screen(" . ".join(case.messages)).findings
@@ -91,6 +112,13 @@ class SimulatedPatient:
 
     def next_message(self) -> str | None:
         return self.unsent.pop(0) if self.unsent else None
+
+    def _typed(self, text: str, slot: Literal["age", "number"]) -> tuple[str, str]:
+        if self.persona is not None:
+            written = self.persona.typed(text, self.case, slot)
+            self.rewritten |= written != text
+            text = written
+        return ("text", text)
 
     def answer(self, reply: Reply) -> tuple[str, str] | None:
         """("text", words) or ("button", data) for what the reply asks; None when done."""
@@ -131,10 +159,10 @@ class SimulatedPatient:
     def _age(self) -> tuple[str, str]:
         age = self.case.age if self.case.age is not None else self.quantities.age_years
         if age is None:
-            return ("text", "not sure" if self.unknown == "unsure" else "don't know")
+            return self._typed("not sure" if self.unknown == "unsure" else "don't know", "age")
         if age < 1:
-            return ("text", f"{round(age * 12, 1)} months")
-        return ("text", f"{age:g}")
+            return self._typed(f"{round(age * 12, 1)} months", "age")
+        return self._typed(f"{age:g}", "age")
 
     def _sex(self) -> tuple[str, str]:
         sex = self.case.sex or self.quantities.sex
@@ -146,7 +174,7 @@ class SimulatedPatient:
         message = self.next_message()
         if message is None and not self.repeated:
             self.repeated = True
-            message = self.case.messages[0]
+            message = self.said.messages[0]
         return ("text", message) if message is not None else None
 
     def _open(self) -> tuple[str, str]:
@@ -166,19 +194,19 @@ class SimulatedPatient:
             return ("button", f"a:{qid}:no")
         if expect.question_type == "number":
             if expect.quantity == "temperature" and self.quantities.temperature_c is not None:
-                return ("text", f"{self.quantities.temperature_c}")
+                return self._typed(f"{self.quantities.temperature_c}", "number")
             if expect.quantity == "duration" and self.quantities.duration_hours is not None:
-                return ("text", f"{self.quantities.duration_hours:g} hours")
+                return self._typed(f"{self.quantities.duration_hours:g} hours", "number")
         return self._give(expect, self.unknown)
 
     def _give(self, expect: Expect, value: str | float) -> tuple[str, str]:
         qid = expect.question_id or ""
         if isinstance(value, int | float) and not isinstance(value, bool):
             unit = " days" if expect.unit == "days" else (" hours" if expect.unit == "hours" else "")
-            return ("text", f"{value:g}{unit}")
+            return self._typed(f"{value:g}{unit}", "number")
         text = str(value)
         if expect.question_type == "number" and text not in ("unsure", "no"):
-            return ("text", text)
+            return self._typed(text, "number")
         if expect.question_type == "number":
             return ("button", f"a:{qid}:unsure")
         if expect.question_type == "choice" and text not in expect.choices:
@@ -187,9 +215,14 @@ class SimulatedPatient:
 
 
 async def simulate_case(
-    service: ConsultationService, case: SimCase, unknown: Unknown = "unsure", prefix: str = "sim"
+    service: ConsultationService,
+    case: SimCase,
+    unknown: Unknown = "unsure",
+    prefix: str = "sim",
+    persona: Persona | None = None,
 ) -> dict[str, Any]:
-    patient = SimulatedPatient(case, service.screener, unknown)
+    """Play one case; with a persona, as that persona writes (the result names both)."""
+    patient = SimulatedPatient(case, service.screener, unknown, persona)
     patient_id = f"{prefix}:{case.id}"
     transcript: list[dict[str, str]] = []
     questions: list[str] = []
@@ -235,7 +268,7 @@ async def simulate_case(
             if kind == "button"
             else Inbound(patient_id=patient_id, kind="text", text=value)
         )
-    return _result(
+    result = _result(
         case,
         outcome.level if outcome else None,
         red_flag,
@@ -246,6 +279,10 @@ async def simulate_case(
         transcript,
         escalated,
     )
+    # which rewriting the patient's words went through: "none" where they are the case's own
+    result["persona"] = persona.name if persona is not None else "none"
+    result["rewriter"] = persona.rewriter if persona is not None and patient.rewritten else "none"
+    return result
 
 
 def _result(
