@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from safety.lexicon import Lexicon, Match
+from safety.quantities import read_days_since_last_period
 from safety.text import Clauses
+
+# A period that has not come by the end of the longest normal cycle is late. FIGO AUB System 1
+# (Munro MG et al., Int J Gynaecol Obstet 2018;143:393-408): a normal cycle lasts 24 to 38 days.
+LONGEST_NORMAL_CYCLE_DAYS = 38.0
+LATE_PERIOD = "missed_period"  # the concept a late period is read as ("last period 7 weeks ago")
 
 
 class Status(StrEnum):
@@ -63,6 +69,7 @@ _ZH_PSEUDO_NEGATION = re.compile(
     r"不会|没法|没办法|不出|不上|不来|不动|不醒|不过来|不过气|是不是|会不会|要不要|有没有|不对劲|不得|"
     r"不想|不见|不清|不正常|没力|没劲|没精神|无力|不退|没退|没好|不好|没反应|无反应|不省人事|不肯|吃不下|"
     r"睡不着|止不住|不一样|不少|不小心|受不了|忍不住"
+    r"|特别|分别|区别|差别|别人|别的|性别|告别|类别|个别|识别|鉴别"  # 别 inside a word is no "don't"
 )
 _ZH_NEGATION_WINDOW_CHARS = 4
 _ZH_AFTER = re.compile(
@@ -92,9 +99,32 @@ _PRESENT = re.compile(
 
 
 def extract_findings(text: str, lexicon: Lexicon, clauses: Clauses | None = None) -> list[Finding]:
-    """Every concept mention in `text` (normalised) with its status."""
+    """Every concept mention in `text` (normalised) with its status, and what the engine reads
+    from numbers that stands for a concept (a late period)."""
     clauses = clauses or Clauses.of(text)
-    return [_classify(text, clauses, match) for match in lexicon.find(text, clauses)]
+    found = [_classify(text, clauses, match) for match in lexicon.find(text, clauses)]
+    return found + _late_period(text, lexicon, clauses)
+
+
+def _late_period(text: str, lexicon: Lexicon, clauses: Clauses) -> list[Finding]:
+    """ "My last period was 7 weeks ago", 停经7周: a late period, found where the lexicon has the
+    concept. "Ago" here dates the last period, so it does not make the finding history."""
+    if LATE_PERIOD not in lexicon.concepts:
+        return []
+    reading = read_days_since_last_period(text)
+    if reading is None or reading[0] <= LONGEST_NORMAL_CYCLE_DAYS:
+        return []
+    start, end = reading[1]
+    before = text[clauses.start(start) : start]
+    question = _sentence(text, clauses.start(start), clauses.end(start))
+    if _negated_before(before):
+        status = Status.NEGATED
+    elif _general_question(question):
+        status = Status.HYPOTHETICAL
+    else:
+        status = Status.PRESENT
+    concepts = (LATE_PERIOD, *lexicon.includers(LATE_PERIOD))
+    return [Finding(concept, status, start, end) for concept in concepts]
 
 
 def _classify(text: str, clauses: Clauses, match: Match) -> Finding:

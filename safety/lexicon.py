@@ -4,6 +4,9 @@ Term syntax (docs/protocol-format.md): English terms match whole words, a traili
 matches any ending, and ` ... ` joins parts that must appear in order within one clause with a
 bounded gap. Chinese terms match as written. A term starting with `!` is an exclusion: where it
 matches, its concept does not (想死 is crisis language, 想死你了 is "I miss you so much").
+A term `@other_concept` includes another concept: wherever `other_concept` is found, so is this one
+(`pregnant` includes `@missed_period`: a late period is read as a possible pregnancy, whether the
+patient wrote "period is late" or the engine read "last period 7 weeks ago").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import ahocorasick
 from safety.text import Clauses, is_word_char, normalise_term
 
 GAP_MARK = " ... "
+INCLUDE_MARK = "@"
 MAX_GAP_WORDS = 3
 MAX_GAP_CHARS_ZH = 6
 _WORD = re.compile(r"[a-z0-9']+")
@@ -76,8 +80,19 @@ class Lexicon:
     """Finds every concept's terms in a normalised text in one pass."""
 
     def __init__(self, terms: Mapping[str, Iterable[str]]) -> None:
-        self.terms: list[Term] = [parse_term(concept, raw) for concept, raws in terms.items() for raw in raws]
         self.concepts: frozenset[str] = frozenset(terms)
+        self.terms: list[Term] = []
+        included_by: dict[str, set[str]] = defaultdict(set)
+        for concept, raws in terms.items():
+            for raw in raws:
+                if raw.startswith(INCLUDE_MARK):
+                    included = raw.removeprefix(INCLUDE_MARK).strip()
+                    if included not in self.concepts:
+                        raise ValueError(f"concept {concept}: {raw!r} names no concept of the lexicon")
+                    included_by[included].add(concept)
+                else:
+                    self.terms.append(parse_term(concept, raw))
+        self._includers = {c: _closure(c, included_by) for c in included_by}
         self._automaton = ahocorasick.Automaton()
         slots: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for term_index, term in enumerate(self.terms):
@@ -113,12 +128,31 @@ class Lexicon:
                 found = _assemble(text, clauses, term_index, term, spans, part_hits)
                 matches.extend(Match(concept, m.start, m.end, m.gaps) for m in found)
         excluded = [m for m in matches if m.concept.startswith("!")]
-        kept = [m for m in matches if not m.concept.startswith("!")]
-        if excluded:
-            kept = [
-                m for m in kept if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)
-            ]
-        return _ordered(kept)
+        kept = _unexcluded([m for m in matches if not m.concept.startswith("!")], excluded)
+        included = [Match(outer, m.start, m.end, m.gaps) for m in kept for outer in self.includers(m.concept)]
+        # an exclusion of the including concept holds for what it includes too
+        return _ordered(kept + _unexcluded(included, excluded))
+
+    def includers(self, concept: str) -> tuple[str, ...]:
+        """The concepts that include `concept` (`@concept` terms), directly or through others."""
+        return self._includers.get(concept, ())
+
+
+def _unexcluded(matches: list[Match], excluded: list[Match]) -> list[Match]:
+    if not excluded:
+        return matches
+    return [m for m in matches if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)]
+
+
+def _closure(concept: str, included_by: Mapping[str, set[str]]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    todo = [concept]
+    while todo:
+        for outer in included_by.get(todo.pop(), ()):
+            if outer not in seen and outer != concept:
+                seen.add(outer)
+                todo.append(outer)
+    return tuple(sorted(seen))
 
 
 def _overlaps(a: Match, b: Match) -> bool:

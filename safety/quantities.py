@@ -168,6 +168,7 @@ _NEWBORN = re.compile(r"\bnew\s?born\b|刚出生|新生儿")
 
 def read_age(text: str) -> float | None:
     """The patient's age in years when the text states it (the first one mentioned)."""
+    text = _without_fed_baby(text)  # a nursing mother's baby is not the patient
     found: list[tuple[int, float]] = []
     for pattern, scale in _AGE_PATTERNS:
         for match in pattern.finditer(text):
@@ -261,6 +262,71 @@ def _age_spans(text: str) -> list[tuple[int, int]]:
     return spans + [m.span(1) for m in _BABY_AGE.finditer(text)]
 
 
+# ---- time since the last period ------------------------------------------------------------
+
+_PERIOD_UNIT_DAYS = {
+    "day": 1.0,
+    "week": 7.0,
+    "wk": 7.0,
+    "month": 30.0,
+    "天": 1.0,
+    "日": 1.0,
+    "周": 7.0,
+    "星期": 7.0,
+    "礼拜": 7.0,
+    "月": 30.0,
+}
+_ABOUT_EN = r"(?:(?:about|around|roughly|nearly|almost|over|more than|at least|maybe|like)\s+)?"
+_ABOUT_ZH = r"(?:大概|大约|差不多|快|已经|都|有|超过)?"
+_EN_PERIOD_UNIT = r"(day|week|wk|month)s?"
+_ZH_PERIOD_UNIT = r"(?:个)?\s*(?:多)?\s*(天|日|周|星期|礼拜|月)"
+_LAST_PERIOD: tuple[re.Pattern[str], ...] = (
+    # "my last period was about 7 weeks ago", "LMP 6 weeks ago", "last menstrual period started 2 months ago"
+    re.compile(
+        r"\b(?:last|previous|most recent|latest) (?:menstrual )?period\b"
+        r"(?:\s+(?:was|started|came|began|ended|finished))?"
+        rf"\s+{_ABOUT_EN}({_EN_NUM})\s*{_EN_PERIOD_UNIT}\s+ago\b"
+    ),
+    re.compile(rf"\blmp\b(?:\s+(?:was|is))?\s+{_ABOUT_EN}({_EN_NUM})\s*{_EN_PERIOD_UNIT}\s+ago\b"),
+    # "haven't had a period for 7 weeks", "no period in 2 months"
+    re.compile(
+        r"\b(?:(?:haven'?t|have not|hasn'?t|has not|didn'?t|did not)\s+(?:had|have|got|gotten|get)|no)"
+        r"\s+(?:a\s+|my\s+|her\s+)?periods?\s+(?:for|in)\s+(?:the\s+(?:last|past)\s+)?"
+        rf"{_ABOUT_EN}({_EN_NUM})\s*{_EN_PERIOD_UNIT}\b"
+    ),
+    # 末次月经是7周前, 上次来例假两个月前
+    re.compile(
+        r"(?:末次月经|上次月经|上一次月经|最后一次月经|上次来月经|上一次来月经|上次例假|上次来例假|上次大姨妈|上次来大姨妈)"
+        rf"\s*(?:是|在|大约是|大概是)?\s*{_ABOUT_ZH}\s*(\d+|{_CN_NUM})\s*{_ZH_PERIOD_UNIT}\s*(?:以)?前"
+    ),
+    # 七周没来月经, 两个多月没来例假
+    re.compile(
+        rf"(\d+|{_CN_NUM})\s*{_ZH_PERIOD_UNIT}\s*(?:都|了|还)?\s*没(?:有)?来(?:过)?(?:月经|例假|大姨妈)"
+    ),
+    # 月经两个月没来, 例假已经7周没来了, 停经7周
+    re.compile(
+        rf"(?:月经|例假|大姨妈)\s*{_ABOUT_ZH}\s*(\d+|{_CN_NUM})\s*{_ZH_PERIOD_UNIT}\s*(?:都|了|还)?\s*没(?:有)?来"
+    ),
+    re.compile(rf"停经\s*{_ABOUT_ZH}\s*(\d+|{_CN_NUM})\s*{_ZH_PERIOD_UNIT}"),
+)
+
+
+def read_days_since_last_period(text: str) -> tuple[float, tuple[int, int]] | None:
+    """Days since the last period began, when the text says, and where it says it.
+
+    "last period 7 weeks ago", "haven't had a period for 2 months", 末次月经7周前, 两个月没来月经.
+    The longest time stated wins (a woman unsure of her dates is more likely late than not).
+    """
+    found: list[tuple[float, tuple[int, int]]] = []
+    for pattern in _LAST_PERIOD:
+        for match in pattern.finditer(text):
+            value = _number(match.group(1))
+            unit = _PERIOD_UNIT_DAYS.get(match.group(2))
+            if value is not None and unit is not None:
+                found.append((value * unit, match.span()))
+    return max(found) if found else None
+
+
 # ---- who is the patient ------------------------------------------------------------------
 
 _CHILD_EN = re.compile(
@@ -291,8 +357,29 @@ _FEMALE = re.compile(
 _SELF_SEX = re.compile(r"\b\d{1,2}\s*([mf])\b|\b([mf])\s*\d{1,2}\b")
 
 
+# A mother writing about herself while she feeds her baby: "I'm breastfeeding my son", 给宝宝喂奶.
+# The baby fed is not the patient, and the writer is a woman.
+_FED_BABY = re.compile(
+    r"\b(?:breast ?feeding|breast-feeding|breastfeed|nursing|expressing for|pumping for)\s+"
+    r"(?:my|our)\s+(?:[\w-]+\s){0,3}?(?:baby|son|daughter|little one|newborn|infant|boy|girl|twins?"
+    r"|(?:\d+|a|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[\s-]*"
+    r"(?:days?|weeks?|months?)[\s-]*old)\b"
+    r"|给(?:宝宝|孩子|娃|儿子|女儿|小孩)(?:喂奶|喂母乳|哺乳)"
+)
+_NURSING_SELF = re.compile(
+    r"\b(?:i'?m|i am|im|i've been|ive been)\s+(?:still\s+|currently\s+)?"
+    r"(?:breast ?feeding|breast-feeding|nursing)\b"
+    r"|我(?:在|正在|还在)?(?:哺乳|喂奶|喂母乳)|哺乳期|给(?:宝宝|孩子|娃|儿子|女儿|小孩)(?:喂奶|喂母乳|哺乳)"
+)
+
+
+def _without_fed_baby(text: str) -> str:
+    return _FED_BABY.sub(" ", text)
+
+
 def read_who(text: str) -> Who | None:
     """Who the patient is when the text says: a child, someone else, or None (unstated)."""
+    text = _without_fed_baby(text)
     child = _CHILD_EN.search(text) or _CHILD_ZH.search(text)
     other = _OTHER_EN.search(text) or _OTHER_ZH.search(text)
     if child and other:
@@ -309,6 +396,10 @@ def read_sex(text: str) -> Sex | None:
     short = _SELF_SEX.search(text)
     if short:
         return "M" if (short.group(1) or short.group(2)) == "m" else "F"
+    nursing_self = _NURSING_SELF.search(text)
+    text = _without_fed_baby(text)
+    if nursing_self and not (_CHILD_EN.search(text) or _CHILD_ZH.search(text)):
+        return "F"
     male, female = _MALE.search(text), _FEMALE.search(text)
     if male and female:
         return "M" if male.start() < female.start() else "F"

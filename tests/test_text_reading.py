@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from safety.findings import Status, extract_findings
+from safety.findings import LATE_PERIOD, Status, extract_findings
 from safety.lexicon import Lexicon
-from safety.quantities import read_age, read_duration_hours, read_temperature, read_who
+from safety.quantities import (
+    read_age,
+    read_days_since_last_period,
+    read_duration_hours,
+    read_sex,
+    read_temperature,
+    read_who,
+)
 from safety.text import detect_language, normalise
 
 LEXICON = Lexicon(
@@ -45,6 +52,8 @@ def statuses(text: str) -> dict[str, Status]:
         ("the fever is gone", {"fever": Status.NEGATED}),
         ("not sure if it's a fever", {"fever": Status.PRESENT}),
         ("我不知道是不是发烧", {"fever": Status.PRESENT}),
+        ("孩子特别发烧", {"fever": Status.PRESENT}),
+        ("别的都好，就是发烧", {"fever": Status.PRESENT}),
     ],
 )
 def test_findings(text: str, expected: dict[str, Status]) -> None:
@@ -114,6 +123,9 @@ def test_age(text: str, years: float) -> None:
         ("my husband collapsed", "other"),
         ("我妈头晕", "other"),
         ("I have a headache", None),
+        ("I am breastfeeding my baby and my breast is red and sore", None),
+        ("I am breastfeeding and my baby has a rash", "child"),
+        ("我在给宝宝喂奶，乳房红肿", None),
     ],
 )
 def test_who(text: str, who: str | None) -> None:
@@ -130,3 +142,95 @@ def test_language(text: str, lang: str | None) -> None:
 
 def test_normalise_folds_traditional_fullwidth_and_case() -> None:
     assert normalise("胸口很痛還冒冷汗ＡＢＣ  Fever") == "胸口很痛还冒冷汗abc fever"
+
+
+@pytest.mark.parametrize(
+    ("text", "sex"),
+    [
+        ("I'm breastfeeding my 2 month old son and my breast hurts", "F"),
+        ("哺乳期，乳房红肿", "F"),
+        ("my son has a fever", "M"),
+    ],
+)
+def test_sex_of_a_nursing_mother(text: str, sex: str | None) -> None:
+    assert read_sex(normalise(text)) == sex
+
+
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [
+        ("my last period was about 7 weeks ago", 49.0),
+        ("last period 3 weeks ago", 21.0),
+        ("LMP 6 weeks ago", 42.0),
+        ("I haven't had a period for 2 months", 60.0),
+        ("no period in seven weeks", 49.0),
+        ("末次月经是7周前", 49.0),
+        ("上次来例假两个多月前", 60.0),
+        ("七周没来月经了", 49.0),
+        ("月经已经两个月没来了", 60.0),
+        ("停经50天", 50.0),
+        ("I have had a headache for 7 weeks", None),
+    ],
+)
+def test_days_since_last_period(text: str, days: float | None) -> None:
+    reading = read_days_since_last_period(normalise(text))
+    assert (reading[0] if reading else None) == days
+
+
+PERIOD_LEXICON = Lexicon(
+    {
+        LATE_PERIOD: ["period is late", "停经"],
+        "pregnant": ["pregnant", "@" + LATE_PERIOD],
+        "possibly_pregnant": ["@pregnant"],
+        "vomiting": ["vomit*"],
+        "sick": ["@vomiting", "!vomit* ... motion"],
+    }
+)
+
+
+def period_statuses(text: str) -> dict[str, Status]:
+    return {f.concept: f.status for f in extract_findings(normalise(text), PERIOD_LEXICON)}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a period later than the longest normal cycle (38 days) is found, with what includes it
+        (
+            "my last period was 7 weeks ago",
+            {LATE_PERIOD: Status.PRESENT, "pregnant": Status.PRESENT, "possibly_pregnant": Status.PRESENT},
+        ),
+        (
+            "last period 2 months ago",
+            {LATE_PERIOD: Status.PRESENT, "pregnant": Status.PRESENT, "possibly_pregnant": Status.PRESENT},
+        ),
+        (
+            "末次月经7周前",
+            {LATE_PERIOD: Status.PRESENT, "pregnant": Status.PRESENT, "possibly_pregnant": Status.PRESENT},
+        ),
+        ("last period 4 weeks ago", {}),
+        (
+            "my period is late",
+            {LATE_PERIOD: Status.PRESENT, "pregnant": Status.PRESENT, "possibly_pregnant": Status.PRESENT},
+        ),
+        (
+            "没有停经",
+            {LATE_PERIOD: Status.NEGATED, "pregnant": Status.NEGATED, "possibly_pregnant": Status.NEGATED},
+        ),
+        ("I am pregnant", {"pregnant": Status.PRESENT, "possibly_pregnant": Status.PRESENT}),
+        # an exclusion of the including concept holds for what it includes
+        ("vomiting", {"vomiting": Status.PRESENT, "sick": Status.PRESENT}),
+        ("vomiting from motion sickness", {"vomiting": Status.PRESENT}),
+    ],
+)
+def test_included_concepts_and_late_periods(text: str, expected: dict[str, Status]) -> None:
+    assert period_statuses(text) == expected
+
+
+def test_an_included_concept_must_exist() -> None:
+    with pytest.raises(ValueError, match="names no concept"):
+        Lexicon({"pregnant": ["@missed_period"]})
+
+
+def test_no_late_period_without_the_concept() -> None:
+    assert statuses("my last period was 7 weeks ago") == {}
