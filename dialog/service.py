@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict, defaultdict
-from contextvars import ContextVar
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from dialog.advice import advice_text, question_buttons
 from dialog.casework import Casework
 from dialog.conditions import Value
+from dialog.engines import Engine, RuleVersions
 from dialog.events import (
     Button,
     Escalation,
@@ -50,7 +50,6 @@ from dialog.understand import (
 from safety import (
     Lang,
     Level,
-    Localized,
     Outcome,
     Region,
     Responder,
@@ -72,28 +71,6 @@ STRICT_PREFIX = (
 )
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
-KEPT_VERSIONS = 8  # rules versions kept for consultations still running on them
-_TURN_ENGINE: ContextVar[_Engine | None] = ContextVar("wenzhen_turn_engine", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class _Engine:
-    """Everything a consultation reads from one version of the rules."""
-
-    rules: RuleSet
-    screener: Screener
-    casework: Casework
-    responder: Responder
-
-    @classmethod
-    def build(cls, rules: RuleSet, region: Region) -> _Engine:
-        screener = Screener(rules.lexicon, rules.red_flags)
-        return cls(
-            rules,
-            screener,
-            Casework(rules, screener),
-            Responder(_safety_texts(rules), region, rules.red_flags.first_aid),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +120,7 @@ class ConsultationService:
         self.phraser = phraser
         self.phrase_kinds = phrase_kinds
         self.guard = OutputGuard(region.numbers)
-        self._live = _Engine.build(rules, region)
-        self._versions: OrderedDict[str, _Engine] = OrderedDict({rules.version: self._live})
+        self.versions = RuleVersions(rules, region)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # ---- the rules in force ------------------------------------------------------------
@@ -168,27 +144,16 @@ class ConsultationService:
 
     @property
     def live_rules(self) -> RuleSet:
-        return self._live.rules
+        return self.versions.live.rules
 
     @property
-    def _engine(self) -> _Engine:
-        return _TURN_ENGINE.get() or self._live
+    def _engine(self) -> Engine:
+        return self.versions.current
 
     def use_rules(self, rules: RuleSet) -> None:
         """Make `rules` live: new consultations use them; those in progress finish on the version
         they started with (kept while at most `KEPT_VERSIONS` versions are in use)."""
-        engine = self._versions.get(rules.version) or _Engine.build(rules, self.region)
-        self._versions[rules.version] = engine
-        self._versions.move_to_end(rules.version)
-        self._live = engine
-        while len(self._versions) > KEPT_VERSIONS:
-            self._versions.popitem(last=False)
-
-    def _engine_for(self, session: Session) -> _Engine:
-        case = session.case
-        if case is None:
-            return self._live
-        return self._versions.get(case.rules_version, self._live)
+        self.versions.use(rules)
 
     # ---- entry point -------------------------------------------------------------------
 
@@ -196,7 +161,7 @@ class ConsultationService:
         """Everything the bot says and does in answer to one inbound event."""
         self.interrupt(inbound.patient_id)
         async with self._locks[inbound.patient_id]:
-            token = _TURN_ENGINE.set(None)
+            token = self.versions.enter(None)
             try:
                 return await self._handle(inbound)
             except Exception as exc:  # the patient must get an answer, never a stack trace
@@ -212,7 +177,7 @@ class ConsultationService:
                 )
                 return [Reply(text=text, lang=lang, purpose="error")]
             finally:
-                _TURN_ENGINE.reset(token)
+                self.versions.leave(token)
 
     async def patient_unreachable(self, patient_id: str) -> None:
         """The frontend cannot reach the patient any more (they blocked the bot): end the
@@ -246,11 +211,11 @@ class ConsultationService:
             except StoreUnavailableError:
                 session, stored = None, False
             session = session or Session(patient_id=inbound.patient_id)
-            token = _TURN_ENGINE.set(self._engine_for(session))
+            token = self.versions.enter(self.versions.for_session(session))
             try:
                 return await self._screen_only(inbound, session, stored)
             finally:
-                _TURN_ENGINE.reset(token)
+                self.versions.leave(token)
 
     async def _screen_only(self, inbound: Inbound, session: Session, stored: bool) -> list[Outbound]:
         text = inbound.text[:MAX_TEXT_CHARS] if inbound.kind == "text" else ""
@@ -273,7 +238,7 @@ class ConsultationService:
         else:
             stored = True
         session = session or Session(patient_id=inbound.patient_id)
-        _TURN_ENGINE.set(self._engine_for(session))
+        self.versions.enter(self.versions.for_session(session))
         lang = self._language(session, text, inbound.lang_hint)
         session.lang = lang
         screen = self.screener.screen(text, self._context(session), self._button_findings(session, inbound))
@@ -633,7 +598,7 @@ class ConsultationService:
 
     def _new_case(self, turn: _Turn, trigger: Trigger | None) -> None:
         session = turn.session
-        _TURN_ENGINE.set(self._live)  # a new case starts on the live rules
+        self.versions.switch_to_live()  # a new case starts on the live rules
         session.case = Case(
             case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
         )
@@ -644,7 +609,7 @@ class ConsultationService:
 
     def _ensure_case(self, session: Session) -> Case:
         if session.case is None:
-            _TURN_ENGINE.set(self._live)
+            self.versions.switch_to_live()
             session.case = Case(
                 case_id=uuid.uuid4().hex[:12], patient_id=session.patient_id, rules_version=self.rules.version
             )
@@ -1048,11 +1013,11 @@ class ConsultationService:
             session = await self.store.load(patient_id)  # StoreUnavailableError: the caller retries
             if session is None:  # forgotten
                 return []
-            token = _TURN_ENGINE.set(self._engine_for(session))
+            token = self.versions.enter(self.versions.for_session(session))
             try:
                 return await self._doctor_step(session, what, doctor, text)
             finally:
-                _TURN_ENGINE.reset(token)
+                self.versions.leave(token)
 
     async def _doctor_step(self, session: Session, what: str, doctor: str, text: str) -> list[Outbound]:
         turn = _Turn(session, session.lang or self.default_lang)
@@ -1197,9 +1162,3 @@ def _find_rule(protocol: Protocol | None, full_id: str | None) -> Rule | None:
 
 def _alias(patient_id: str) -> str:
     return uuid.uuid5(uuid.NAMESPACE_URL, patient_id).hex[:8]
-
-
-def _safety_texts(rules: RuleSet) -> dict[str, Localized]:
-    return {
-        key.removeprefix("safety."): value for key, value in rules.texts.items() if key.startswith("safety.")
-    }
