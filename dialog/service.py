@@ -71,6 +71,7 @@ STRICT_PREFIX = (
 )
 MAX_OPEN_ROUNDS = 3
 MAX_ATTEMPTS = 2
+MAX_UNSAVED_ALARMS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class ConsultationService:
         self.guard = OutputGuard(region.numbers)
         self.versions = RuleVersions(rules, region)
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._unsaved_alarms: dict[str, Case] = {}
 
     # ---- the rules in force ------------------------------------------------------------
 
@@ -238,6 +240,8 @@ class ConsultationService:
         else:
             stored = True
         session = session or Session(patient_id=inbound.patient_id)
+        if stored:
+            self._restore_unsaved_alarm(session)
         self.versions.enter(self.versions.for_session(session))
         lang = self._language(session, text, inbound.lang_hint)
         session.lang = lang
@@ -1011,8 +1015,11 @@ class ConsultationService:
     async def _doctor_turn(self, patient_id: str, what: str, doctor: str, text: str) -> list[Outbound]:
         async with self._locks[patient_id]:
             session = await self.store.load(patient_id)  # StoreUnavailableError: the caller retries
+            if session is None and patient_id in self._unsaved_alarms:  # flagged while storage was down
+                session = Session(patient_id=patient_id)
             if session is None:  # forgotten
                 return []
+            self._restore_unsaved_alarm(session)
             token = self.versions.enter(self.versions.for_session(session))
             try:
                 return await self._doctor_step(session, what, doctor, text)
@@ -1121,8 +1128,10 @@ class ConsultationService:
     async def _persist(self, turn: _Turn, stored: bool) -> None:
         session = turn.session
         forget = session.pending.flag_id == "forget-confirmed"
+        saved = False
         try:
             if forget:
+                self._unsaved_alarms.pop(session.patient_id, None)
                 await self.store.forget(session.patient_id)
                 return
             for action in turn.out:
@@ -1130,8 +1139,45 @@ class ConsultationService:
                     await self.store.escalate(action)
             if stored:
                 await self.store.save(session)
+                saved = True
         except StoreUnavailableError:
             log.warning("storage unavailable: turn for %s not saved", _alias(session.patient_id))
+        alarmed = any(isinstance(a, Reply) and a.purpose in ("emergency", "crisis") for a in turn.out)
+        if not saved and alarmed and session.case is not None:
+            self._remember_unsaved_alarm(session.case)
+
+    def _remember_unsaved_alarm(self, case: Case) -> None:
+        """An emergency or crisis answered while storage was down: keep its facts in memory, to
+        be written into the patient's stored case on their next turn (this process only)."""
+        if len(self._unsaved_alarms) >= MAX_UNSAVED_ALARMS:
+            self._unsaved_alarms.pop(next(iter(self._unsaved_alarms)))
+        earlier = self._unsaved_alarms.pop(case.patient_id, None)
+        if earlier is not None:
+            case.transcript[:0] = earlier.transcript
+            case.red_flags[:0] = [flag for flag in earlier.red_flags if flag not in case.red_flags]
+            case.crisis = case.crisis or earlier.crisis
+        self._unsaved_alarms[case.patient_id] = case.model_copy(deep=True)
+
+    def _restore_unsaved_alarm(self, session: Session) -> None:
+        unsaved = self._unsaved_alarms.pop(session.patient_id, None)
+        if unsaved is None:
+            return
+        case = self._ensure_case(session)
+        case.transcript.extend(unsaved.transcript)
+        case.transcript.sort(key=lambda turn: turn.at)
+        case.red_flags.extend(flag for flag in unsaved.red_flags if flag not in case.red_flags)
+        case.present.extend(concept for concept in unsaved.present if concept not in case.present)
+        case.escalated.extend(key for key in unsaved.escalated if key not in case.escalated)
+        case.crisis = case.crisis or unsaved.crisis
+        if unsaved.level is not None:
+            case.raise_level(unsaved.level, unsaved.rule or "")
+        if case.disposition is None or (
+            unsaved.disposition and unsaved.disposition.level > case.disposition.level
+        ):
+            case.disposition = unsaved.disposition
+        if session.state is not State.HANDOFF:
+            session.state = State.CRISIS if unsaved.crisis else State.EMERGENCY
+            session.pending = Pending(kind="none")
 
     def _language(self, session: Session, text: str, hint: str | None) -> Lang:
         if session.lang_fixed and session.lang:

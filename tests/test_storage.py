@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from dialog.ruleset import RuleSet, load_rules
 from dialog.service import ConsultationService
+from dialog.store import StoreUnavailableError
 from safety import REGIONS, Level
 from storage.redis_store import RedisStore
 from tests.helpers import Chat, fixture_rules_dir
@@ -126,3 +127,61 @@ def test_embedded_redis_persists_to_the_data_directory(tmp_path: Path) -> None:
         client.close()
     finally:
         again.close()
+
+
+class _Outage:
+    """The real Redis store, except that while `down` every call fails as an outage does."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> object:
+        method = getattr(self.store, name)
+
+        async def call(*args: object, **kwargs: object) -> object:
+            if self.down:
+                raise StoreUnavailableError("redis is down")
+            return await method(*args, **kwargs)
+
+        return call
+
+
+async def test_an_emergency_answered_during_an_outage_is_written_into_the_case_afterwards(
+    test_rules: RuleSet, redis_store: RedisStore
+) -> None:
+    outage = _Outage(redis_store)
+    service = _service(test_rules, outage)  # type: ignore[arg-type]
+    chat = Chat(service, patient_id="outage-1")
+    await chat.say("I have had a fever since yesterday")
+    await chat.tap("consent:yes")
+    outage.down = True
+    emergency = await chat.say("my husband is unconscious and won't wake up")
+    assert emergency[0].purpose == "emergency"
+    outage.down = False
+    await chat.say("what should I do")
+    session = await redis_store.load("outage-1")
+    assert session is not None
+    assert session.case is not None
+    assert session.state.value == "emergency"
+    assert "unconscious" in session.case.red_flags
+    assert any("won't wake up" in turn.text for turn in session.case.transcript)
+    assert session.case.escalated  # the escalation it raised is known: it is not raised again
+
+
+async def test_a_doctor_can_take_a_case_flagged_while_storage_was_down(
+    test_rules: RuleSet, redis_store: RedisStore
+) -> None:
+    outage = _Outage(redis_store)
+    service = _service(test_rules, outage)  # type: ignore[arg-type]
+    outage.down = True
+    chat = Chat(service, patient_id="outage-2")
+    await chat.say("my husband is unconscious and won't wake up")  # a first message, never stored
+    outage.down = False
+    joined = await service.doctor_joined("outage-2", "Dr Li")
+    assert "Dr Li" in joined[0].text  # type: ignore[union-attr]
+    session = await redis_store.load("outage-2")
+    assert session is not None
+    assert session.state.value == "handoff"
+    assert session.case is not None
+    assert "unconscious" in session.case.red_flags
