@@ -3,7 +3,8 @@ guard on model output.
 
 Owns: the concept lexicon matcher and text normalisation (reused by `dialog`), the red-flag
 schema, the screen, the responses and the regions' numbers.
-May import: nothing of the project (pure Python, pydantic, PyYAML, OpenCC, pyahocorasick).
+May import: nothing of the project (pure Python, pydantic, PyYAML, OpenCC, pyahocorasick, RapidFuzz,
+pypinyin; word lists in `safety/wordlists/`).
 """
 
 from safety.datafile import DataError, DataFileError

@@ -7,6 +7,11 @@ matches, its concept does not (想死 is crisis language, 想死你了 is "I mis
 A term `@other_concept` includes another concept: wherever `other_concept` is found, so is this one
 (`pregnant` includes `@missed_period`: a late period is read as a possible pregnancy, whether the
 patient wrote "period is late" or the engine read "last period 7 weeks ago").
+
+Misspellings: a second reading of the text with its slips put right (`safety.spelling`: "chset"
+is "chest", 肚紫 is 肚子) is matched as well. What it adds to the matches as written is marked
+`corrected` (a concept found as written there wins; an exclusion read only there holds only for
+what was read there), and `corrections(text)` says which slips found something.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 
 import ahocorasick
 
+from safety.spelling import Correction, Reading, Speller
 from safety.text import Clauses, is_word_char, normalise_term
 
 GAP_MARK = " ... "
@@ -49,6 +55,7 @@ class Match:
     start: int
     end: int  # exclusive
     gaps: tuple[tuple[int, int], ...] = ()  # the words between the parts of a ` ... ` term
+    corrected: bool = False  # found only once misspelt words were read as the lexicon's words
 
 
 def parse_term(concept: str, raw: str) -> Term:
@@ -77,9 +84,12 @@ def parse_term(concept: str, raw: str) -> Term:
 
 
 class Lexicon:
-    """Finds every concept's terms in a normalised text in one pass."""
+    """Finds every concept's terms in a normalised text in one pass (and once more in the text's
+    spelling-corrected reading, when it has one)."""
 
-    def __init__(self, terms: Mapping[str, Iterable[str]]) -> None:
+    _CACHE_SIZE = 1024
+
+    def __init__(self, terms: Mapping[str, Iterable[str]], *, spelling: bool = True) -> None:
         self.concepts: frozenset[str] = frozenset(terms)
         self.terms: list[Term] = []
         included_by: dict[str, set[str]] = defaultdict(set)
@@ -103,12 +113,75 @@ class Lexicon:
         if slots:
             self._automaton.make_automaton()
         self._empty = not slots
+        self._speller = (
+            Speller((part.text, part.prefix, term.concept) for term in self.terms for part in term.parts)
+            if spelling and slots
+            else None
+        )
+        self._used: dict[str, tuple[Correction, ...]] = {}
 
     def find(self, text: str, clauses: Clauses | None = None) -> list[Match]:
         """Concept matches in `text` (already normalised), longest first where they nest."""
         if self._empty or not text:
             return []
         clauses = clauses or Clauses.of(text)
+        matches = self._raw(text, clauses)
+        excluded = [m for m in matches if m.concept.startswith("!")]
+        found = self._resolve(matches, excluded)
+        used: tuple[Correction, ...] = ()
+        if self._speller is not None:
+            reading = self._speller.read(text, lambda: [span for m in matches for span in _segments(m)])
+            corrected = self._corrected(reading, matches) if reading is not None else []
+            if reading is not None and corrected:
+                # an exclusion read only in the corrected text holds only for what was read there
+                excluded += [m for m in corrected if m.concept.startswith("!")]
+                extra = [
+                    m
+                    for m in self._resolve(corrected, excluded)
+                    if not any(x.concept == m.concept and _overlaps(x, m) for x in found)
+                ]
+                found += extra
+                used = tuple(c for c in reading.corrections if any(_within(c, m) for m in extra))
+        if len(self._used) >= self._CACHE_SIZE:
+            self._used.clear()
+        self._used[text] = used
+        return _ordered(found)
+
+    def _resolve(self, matches: list[Match], excluded: list[Match]) -> list[Match]:
+        """The matches no exclusion overlaps, and the concepts that include theirs (an exclusion
+        of the including concept holds for what it includes too)."""
+        kept = _unexcluded([m for m in matches if not m.concept.startswith("!")], excluded)
+        included = [
+            Match(outer, m.start, m.end, m.gaps, m.corrected)
+            for m in kept
+            for outer in self.includers(m.concept)
+        ]
+        return kept + _unexcluded(included, excluded)
+
+    def corrections(self, text: str) -> tuple[Correction, ...]:
+        """The misspellings in `text` (normalised) that found a concept, as the last `find` of
+        this text read them."""
+        if text not in self._used:
+            self.find(text)
+        return self._used.get(text, ())
+
+    def _corrected(self, reading: Reading, exact: list[Match]) -> list[Match]:
+        """Matches in the corrected reading that a correction made, at their original positions;
+        a concept found as written there already wins."""
+        found = []
+        for match in self._raw(reading.text, Clauses.of(reading.text)):
+            if not any(reading.changed(start, end) for start, end in _segments(match)):
+                continue
+            start = reading.to_original(match.start)
+            end = reading.to_original(match.end, end=True)
+            gaps = tuple((reading.to_original(s), reading.to_original(e, end=True)) for s, e in match.gaps)
+            mapped = Match(match.concept, start, end, gaps, corrected=True)
+            if not any(m.concept == mapped.concept and _overlaps(m, mapped) for m in exact):
+                found.append(mapped)
+        return found
+
+    def _raw(self, text: str, clauses: Clauses) -> list[Match]:
+        """Every term's matches as written, exclusions (`!concept`) included."""
         part_hits: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
         for last, entries in self._automaton.iter(text):
             for term_index, part_index in entries:
@@ -127,11 +200,7 @@ class Lexicon:
             else:
                 found = _assemble(text, clauses, term_index, term, spans, part_hits)
                 matches.extend(Match(concept, m.start, m.end, m.gaps) for m in found)
-        excluded = [m for m in matches if m.concept.startswith("!")]
-        kept = _unexcluded([m for m in matches if not m.concept.startswith("!")], excluded)
-        included = [Match(outer, m.start, m.end, m.gaps) for m in kept for outer in self.includers(m.concept)]
-        # an exclusion of the including concept holds for what it includes too
-        return _ordered(kept + _unexcluded(included, excluded))
+        return matches
 
     def includers(self, concept: str) -> tuple[str, ...]:
         """The concepts that include `concept` (`@concept` terms), directly or through others."""
@@ -153,6 +222,21 @@ def _closure(concept: str, included_by: Mapping[str, set[str]]) -> tuple[str, ..
                 seen.add(outer)
                 todo.append(outer)
     return tuple(sorted(seen))
+
+
+def _segments(match: Match) -> list[tuple[int, int]]:
+    """The spans of a match's words, without the gaps between the parts of a ` ... ` term."""
+    spans = []
+    cursor = match.start
+    for start, end in match.gaps:
+        spans.append((cursor, start))
+        cursor = end
+    spans.append((cursor, match.end))
+    return spans
+
+
+def _within(correction: Correction, match: Match) -> bool:
+    return match.start <= correction.start and correction.end <= match.end
 
 
 def _overlaps(a: Match, b: Match) -> bool:

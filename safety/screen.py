@@ -11,6 +11,7 @@ from safety.levels import Level, most_urgent
 from safety.lexicon import Lexicon
 from safety.quantities import FEVER_CELSIUS, Quantities, read_quantities
 from safety.redflags import FlagKind, RedFlag, RedFlagSet
+from safety.spelling import Correction
 from safety.text import Clauses, normalise
 
 FEVER = "fever"
@@ -42,6 +43,8 @@ class ScreenResult:
     flags: tuple[RedFlag, ...] = ()
     ask_flag: RedFlag | None = None
     present: frozenset[str] = frozenset()
+    # misspellings read as the lexicon's words to find these findings ("chset": "chest", 肚紫: 肚子)
+    corrections: tuple[Correction, ...] = ()
 
     @property
     def level(self) -> Level | None:
@@ -78,6 +81,7 @@ class Screener:
         normalised = normalise(text)
         clauses = Clauses.of(normalised)
         findings = tuple(extract_findings(normalised, self.lexicon, clauses))
+        corrections = self.lexicon.corrections(normalised)
         quantities = read_quantities(normalised) if normalised else Quantities()
         now = {f.concept for f in findings if f.status is Status.PRESENT} | set(also_present)
         if quantities.has_fever:
@@ -105,11 +109,12 @@ class Screener:
                 quantities,
                 ordered,
                 present=present,
+                corrections=corrections,
             )
 
         ask_flag = self._ask(findings, present, known, age, sex)
         outcome = Outcome.ASK if ask_flag else Outcome.CLEAR
-        return ScreenResult(outcome, normalised, findings, quantities, (), ask_flag, present)
+        return ScreenResult(outcome, normalised, findings, quantities, (), ask_flag, present, corrections)
 
     def _candidates(self, concepts: frozenset[str] | set[str]) -> set[RedFlag]:
         return {flag for concept in concepts for flag in self._by_concept.get(concept, ())}
