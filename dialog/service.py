@@ -883,7 +883,9 @@ class ConsultationService:
         reply = Reply(text=text, lang=turn.lang, purpose="question", buttons=buttons, expect=expect)
         turn.out.append(reply)
         if expect.kind == "question" and "question" in self.phrase_kinds:
-            turn.phrasable.append(_Phrasable(reply, text, "question", turn.case.level))
+            # a question is asked because the level is not decided yet: the guard then refuses
+            # reassurance as well as escalation-free "no need to see anyone" in its rewording
+            turn.phrasable.append(_Phrasable(reply, text, "question", None))
         self._record(turn, "bot", text)
 
     def _reask(self, turn: _Turn) -> None:

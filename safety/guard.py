@@ -109,7 +109,8 @@ class OutputGuard:
         for number in _PHONE.findall(folded):
             if re.sub(r"\D", "", number) not in self.allowed_numbers and len(re.sub(r"\D", "", number)) >= 3:
                 return Verdict(False, Rejection.PHONE_NUMBER)
-        if level is not None and level >= Level.CONSULTATION and _REASSURING.search(folded):
+        # reassurance only where the disposition is self-care: not before triage has decided
+        if (level is None or level >= Level.CONSULTATION) and _REASSURING.search(folded):
             return Verdict(False, Rejection.CONTRADICTS_LEVEL)
         if level is not None and level <= Level.CONSULTATION and _ESCALATING.search(folded):
             return Verdict(False, Rejection.CONTRADICTS_LEVEL)
