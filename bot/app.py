@@ -6,7 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.config import Settings
 from dialog.phrasing import Phraser
@@ -15,8 +18,11 @@ from dialog.service import ConsultationService
 from dialog.store import Store
 from storage.embedded import EmbeddedRedis
 from storage.redis_store import RedisStore
+from storage.team_board import TeamBoard
 
 log = logging.getLogger(__name__)
+
+REDIS_POOL_WAIT = 5.0  # seconds a command may wait for a free connection of the pool
 
 
 def load_live_rules(settings: Settings) -> RuleSet:
@@ -34,7 +40,21 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         url = embedded.url
         log.info("embedded redis at %s", embedded.socket)
-    redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    # One immediate retry on a fresh connection: after Redis restarts, a pooled connection is dead
+    # and its first command fails; with Redis down the retry fails at once too (no added wait).
+    # A blocking pool: past `redis_max_connections` commands wait for a free connection (at most
+    # REDIS_POOL_WAIT s) instead of failing as if Redis were down, as redis-py's default pool of 100
+    # does under load (benchmarks/load.py: with it, turns were lost and replies duplicated).
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=REDIS_POOL_WAIT,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+    redis = Redis.from_pool(pool)
     try:
         yield redis
     finally:
@@ -46,7 +66,30 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     async with open_redis(settings) as redis:
-        yield RedisStore(redis, retention_seconds=settings.retention_days * 86400)
+        yield redis_store(settings, redis)
+
+
+DAY = 86400
+
+
+def redis_store(settings: Settings, redis: Redis, *, prefix: str = "wz:") -> RedisStore:
+    """The store with the configured retention periods."""
+    return RedisStore(
+        redis,
+        prefix=prefix,
+        retention_seconds=settings.retention_days * DAY,
+        escalations_retention_seconds=settings.retention_escalations_days * DAY,
+    )
+
+
+def team_board(settings: Settings, redis: Redis, *, prefix: str = "wz:") -> TeamBoard:
+    """The doctor team's board with the configured retention periods."""
+    return TeamBoard(
+        redis,
+        prefix=prefix,
+        retention_seconds=settings.retention_days * DAY,
+        audit_retention_seconds=settings.retention_audit_days * DAY,
+    )
 
 
 def build_service(

@@ -30,6 +30,11 @@ def _default_data_dir() -> Path:
     return (Path(base) if base else Path.home() / ".local" / "share") / "wenzhen"
 
 
+def _default_rule_cases() -> list[Path]:
+    checkout = Path(__file__).resolve().parent.parent / "cases"
+    return [folder for folder in (checkout / "library", checkout / "safety") if folder.is_dir()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WENZHEN_", extra="forbid", populate_by_name=True)
 
@@ -40,9 +45,14 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("TELEGRAM_API_BASE", "telegram_api_base")
     )
     redis_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    redis_max_connections: int = Field(default=1000, ge=2, le=100_000)  # per process; more wait their turn
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     rules_dir: Path = RULES_DIR
+    rules_watch: bool = True  # `serve`: reload the rules when their files change (validated and tested first)
+    # the regression suite a rules edit must pass before it goes live (default: the checkout's
+    # case library and safety sets, when present)
+    rules_cases: list[Path] = Field(default_factory=lambda: _default_rule_cases())
     region: Literal["cn", "us", "uk", "eu"] = "cn"
     language: Literal["zh", "en"] = "zh"
     model: str = "bundled"
@@ -65,9 +75,20 @@ class Settings(BaseSettings):
             "none": frozenset(),
         }[choice]  # type: ignore[return-value]
 
+    # How long records are kept, per kind (storage/redis_store.py, storage/team_board.py):
+    # sessions, case records and flagged cases' tickets `retention_days` after their last change;
+    # the escalation stream's entries `retention_escalations_days`; a case's audit trail
+    # `retention_audit_days` after its last entry. /forget removes all of them at once.
     retention_days: int = Field(default=30, ge=1, le=3650)
+    retention_escalations_days: int = Field(default=30, ge=1, le=3650)
+    retention_audit_days: int = Field(default=365, ge=1, le=3650)
     escalate_at: Level = Level.EMERGENCY
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] | None = None  # default: json for `serve`, text elsewhere
+    # /metrics, /healthz and /readyz (bot/telegram/health.py): on the webhook's port in webhook
+    # mode, else on this address; port 0 serves none in polling mode
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
 
     # Telegram (bot/telegram): webhook mode when telegram_webhook_url is set, else long polling.
     telegram_webhook_url: str | None = None  # the public https:// URL Telegram posts updates to

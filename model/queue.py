@@ -75,6 +75,19 @@ class GenerationResult(Generic[T]):
         return self.value if self.outcome is Outcome.OK and self.value is not None else fallback
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    """A read-only view of the queue for monitoring (`GenerationQueue.snapshot`)."""
+
+    pending: int  # requests waiting for a worker
+    running: int
+    oldest_wait_s: float  # how long the longest-waiting request has waited so far
+    started: int  # requests a worker took up
+    waited_s: float  # their total wait before that
+    outcomes: dict[str, int]  # finished requests by outcome, and "full" refusals
+    circuit: Literal["closed", "open", "half_open"]
+
+
 class CircuitBreaker:
     """Closed -> (`failures` in a row) -> open -> (`cooldown` s) -> half open: one trial call."""
 
@@ -180,6 +193,8 @@ class GenerationQueue:
         self._workers: list[asyncio.Task[None]] = []
         self._wakeup: asyncio.Event | None = None
         self._closed = False
+        self._started = 0
+        self._waited_s = 0.0
 
     @property
     def pending(self) -> int:
@@ -189,6 +204,19 @@ class GenerationQueue:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def snapshot(self) -> QueueStats:
+        """Depth, wait and outcomes so far (the event loop's clock is the monotonic one)."""
+        now = time.monotonic()
+        return QueueStats(
+            pending=len(self._waiting),
+            running=len(self._running),
+            oldest_wait_s=max((now - r.submitted for r in self._waiting), default=0.0),
+            started=self._started,
+            waited_s=self._waited_s,
+            outcomes={str(outcome): count for outcome, count in self.stats.items()},
+            circuit=self.breaker.state,
+        )
 
     async def submit(
         self,
@@ -321,6 +349,8 @@ class GenerationQueue:
                 )
                 continue
             request.started = loop.time()
+            self._started += 1
+            self._waited_s += request.started - request.submitted
             request.task = asyncio.create_task(request.job(self.backend))
             self._running.add(request)
             try:

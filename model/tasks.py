@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from model.backend import Backend, GenerationOptions, JsonSchema
+from model.backend import Backend, ChatMessage, GenerationOptions, JsonSchema
 from model.prompts import PromptLibrary
 
 Lang = Literal["en", "zh"]
@@ -147,11 +147,14 @@ async def phrase(
     task = f"phrase_{plan.kind}"
     prompt = (prompts or default_prompts()).get(task, plan.lang, PROMPT_VERSIONS[task])
     budget = len(plan.text) // 2 + 48 if plan.lang == "en" else len(plan.text) * 3 // 2 + 48
+    messages = prompt.render(text=plan.text.strip())
     raw = await backend.complete(
-        prompt.render(text=plan.text.strip()),
-        options or GenerationOptions(max_tokens=min(1024, budget), temperature=0.3),
+        messages, options or GenerationOptions(max_tokens=min(1024, budget), temperature=0.3)
     )
-    return accept_phrasing(plan, raw)
+    text = accept_phrasing(plan, raw)
+    if text is not None and echoes_prompt(messages, plan.text.strip(), text):
+        return None  # it recited its instructions: never shown to a patient
+    return text
 
 
 _QUESTION_MARK = re.compile(r"[?？]")
@@ -178,6 +181,29 @@ def accept_phrasing(plan: PhrasePlan, raw: str) -> str | None:
 
 
 _WORD = re.compile(r"[a-z]{4,}|[\u3400-\u9fff]")
+_RUN_WORDS = re.compile(r"[a-z']+")
+_RUN_HAN = re.compile(r"[\u3400-\u9fff]+")
+
+
+def _runs(text: str) -> set[str]:
+    """Every five consecutive words, and every six consecutive Chinese characters."""
+    lowered = text.lower()
+    words = _RUN_WORDS.findall(lowered)
+    found = {" ".join(words[i : i + 5]) for i in range(len(words) - 4)}
+    for han in _RUN_HAN.findall(lowered):
+        found.update(han[i : i + 6] for i in range(len(han) - 5))
+    return found
+
+
+def echoes_prompt(messages: list[ChatMessage], template: str, text: str) -> bool:
+    """Whether `text` repeats a stretch of the prompt's instructions (its system message) that
+    the template itself does not contain: a model reciting what it was told. (An example's
+    answer given for another question fails the overlap check instead.)"""
+    told: set[str] = set()
+    for message in messages:
+        if message.role == "system":
+            told |= _runs(message.content.replace(template, " "))
+    return bool((told - _runs(template)) & _runs(text))
 
 
 def _overlap(template: str, text: str) -> float:

@@ -5,9 +5,16 @@ Keys (prefix configurable, default `wz:`):
   {p}case:{case_id}        a case record JSON
   {p}patient:{patient}     set of the patient's case ids (for /forget)
   {p}escalations           stream of escalations for the doctor team
+
+Retention: sessions, cases and the case index expire `retention_seconds` after their last save;
+escalation entries older than `escalations_retention_seconds` are trimmed from the stream on
+each new one (stream ids are times). `forget` removes everything of a patient at once, the
+doctor team's tickets and audit trails included (storage/team_board.py).
 """
 
 from __future__ import annotations
+
+import time
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -23,10 +30,18 @@ _DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class RedisStore:
-    def __init__(self, redis: Redis, *, prefix: str = "wz:", retention_seconds: int | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "wz:",
+        retention_seconds: int | None = None,
+        escalations_retention_seconds: int | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.retention_seconds = retention_seconds
+        self.escalations_retention_seconds = escalations_retention_seconds
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -79,7 +94,15 @@ class RedisStore:
 
     async def escalate(self, escalation: Escalation) -> None:
         try:
-            await self.redis.xadd(self._key("escalations"), {"json": escalation.model_dump_json()})
+            oldest = None
+            if self.escalations_retention_seconds:
+                oldest = int((time.time() - self.escalations_retention_seconds) * 1000)
+            await self.redis.xadd(
+                self._key("escalations"),
+                {"json": escalation.model_dump_json()},
+                minid=oldest,
+                approximate=False,
+            )
         except _DOWN as exc:
             raise StoreUnavailableError(str(exc)) from exc
 

@@ -13,6 +13,13 @@ Keys (prefix as the store's, default `wz:`):
 Every change to a ticket is one optimistic transaction (WATCH/MULTI): the ticket, its audit
 entries, the live event and the outbox entry are written together or not at all, so two doctors
 claiming at once cannot both win.
+
+The audit trail is append-only: the board has no way to edit or remove an entry. Entries are only
+ever added (XADD); the whole trail of a case goes when it expires (`audit_retention_seconds`
+after its last entry) or when the patient asks to be forgotten (`forget_cases`, which removes
+everything the board keeps about those cases, live events and outbox entries included).
+Tickets and topic links expire `retention_seconds` after their last change (a board built
+without it keeps whatever expiry a key has). Carried-out outbox entries are deleted.
 """
 
 from __future__ import annotations
@@ -57,9 +64,18 @@ class Change:
 
 
 class TeamBoard:
-    def __init__(self, redis: Redis, *, prefix: str = "wz:") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "wz:",
+        retention_seconds: int | None = None,
+        audit_retention_seconds: int | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.retention_seconds = retention_seconds
+        self.audit_retention_seconds = audit_retention_seconds
 
     def _key(self, *parts: str | int) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -113,7 +129,11 @@ class TeamBoard:
         found: list[Ticket] = []
         for start in range(0, len(ids), 200):
             chunk = ids[start : start + 200]
-            for raw in await self.redis.mget([self._key("ticket", _text(cid)) for cid in chunk]):
+            raws = await self.redis.mget([self._key("ticket", _text(cid)) for cid in chunk])
+            expired = [cid for cid, raw in zip(chunk, raws, strict=True) if not raw]
+            if expired:
+                await self.redis.zrem(self._key("tickets"), *expired)
+            for raw in raws:
                 if not raw:
                     continue
                 ticket = Ticket.model_validate_json(raw)
@@ -195,6 +215,8 @@ class TeamBoard:
         entry = AuditEntry(case_id=case_id, actor=actor, via=via, kind="refused", detail=why)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(self._key("audit", case_id), {"json": entry.model_dump_json()})
+            if self.audit_retention_seconds:
+                pipe.expire(self._key("audit", case_id), self.audit_retention_seconds)
             pipe.xadd(self._key("team", "events"), {"case": case_id, "kind": "refused"}, maxlen=EVENTS_KEPT)
             await pipe.execute()
 
@@ -207,7 +229,7 @@ class TeamBoard:
             return ticket, Change()
 
         ticket = await self._transact(case_id, change)
-        await self.redis.set(self._key("topic", chat_id, topic_id), case_id)
+        await self.redis.set(self._key("topic", chat_id, topic_id), case_id, ex=self.retention_seconds)
         return ticket
 
     async def case_of_topic(self, chat_id: int, topic_id: int) -> str | None:
@@ -293,7 +315,12 @@ class TeamBoard:
         return found
 
     async def done(self, entry_id: str) -> None:
-        await self.redis.xack(self._key("team", "outbox"), OUTBOX_GROUP, entry_id)
+        """The action is carried out: acknowledged and deleted (it names the patient)."""
+        key = self._key("team", "outbox")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(key, OUTBOX_GROUP, entry_id)
+            pipe.xdel(key, entry_id)
+            await pipe.execute()
 
     # ---- dashboard login tokens -----------------------------------------------------------
 
@@ -310,7 +337,8 @@ class TeamBoard:
     # ---- forgetting ---------------------------------------------------------------------------
 
     async def forget_cases(self, case_ids: Sequence[str]) -> int:
-        """Remove the tickets and audit trails of these cases (the patient's /forget)."""
+        """Remove everything about these cases (the patient's /forget): tickets, audit trails,
+        topic links, and their entries in the live-event stream and the outbox."""
         if not case_ids:
             return 0
         removed = 0
@@ -321,6 +349,23 @@ class TeamBoard:
                 keys.append(self._key("topic", ticket.chat_id, ticket.topic_id))
             removed += int(await self.redis.delete(*keys))
             await self.redis.zrem(self._key("tickets"), case_id)
+        doomed = set(case_ids)
+        events: Any = await self.redis.xrange(self._key("team", "events")) or []
+        stale = [entry_id for entry_id, fields in events if fields and _text(fields[b"case"]) in doomed]
+        if stale:
+            await self.redis.xdel(self._key("team", "events"), *stale)
+        outbox = self._key("team", "outbox")
+        actions: Any = await self.redis.xrange(outbox) or []
+        stale = [
+            entry_id
+            for entry_id, fields in actions
+            if fields and TeamAction.model_validate_json(fields[b"json"]).case_id in doomed
+        ]
+        if stale:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xack(outbox, OUTBOX_GROUP, *stale)
+                pipe.xdel(outbox, *stale)
+                await pipe.execute()
         return removed
 
     # ---- the one way a ticket changes -----------------------------------------------------------
@@ -342,12 +387,19 @@ class TeamBoard:
                     ticket, extra = change(before.model_copy(deep=True) if before else None)
                     ticket.updated_at = utcnow()
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, ticket.model_dump_json())
+                    if self.retention_seconds:
+                        pipe.set(key, ticket.model_dump_json(), ex=self.retention_seconds)
+                    else:
+                        pipe.set(key, ticket.model_dump_json(), keepttl=True)
                     pipe.zadd(self._key("tickets"), {case_id: ticket.opened_at.timestamp()})
                     for entry in extra.audit:
                         pipe.xadd(self._key("audit", case_id), {"json": entry.model_dump_json()})
+                    if extra.audit and self.audit_retention_seconds:
+                        pipe.expire(self._key("audit", case_id), self.audit_retention_seconds)
                     if patient_id is not None:
                         pipe.sadd(self._key("patient", patient_id), case_id)
+                        if self.retention_seconds:
+                            pipe.expire(self._key("patient", patient_id), self.retention_seconds)
                     kind = extra.audit[0].kind if extra.audit else "updated"
                     pipe.xadd(
                         self._key("team", "events"), {"case": case_id, "kind": kind}, maxlen=EVENTS_KEPT

@@ -7,6 +7,8 @@
   `urgent_for` seconds; other replies a few times.
 - 403 Forbidden (the patient blocked the bot or deleted the account): stop quietly.
 - Anything else (a 400): logged without the text, and the next message is still tried.
+- An escalation the team's board cannot take now (Redis down) is retried in the background with
+  backoff for `ESCALATION_RETRY_FOR`, so an emergency during an outage still reaches the team.
 
 The typing indicator is shown only when the service takes longer than `typing_after`: a fast
 reply needs none, and it costs an API call against Telegram's rate limits.
@@ -19,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
@@ -32,14 +35,22 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.backoff import Backoff, BackoffConfig
+from redis.exceptions import RedisError
 
 from bot.telegram.escalations import EscalationSink, LogEscalations
 from bot.telegram.render import keyboard, split_text
 from dialog.events import Escalation, Outbound, Reply
+from dialog.store import StoreUnavailableError
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 TYPING_REFRESH = 4.5  # Telegram shows "typing…" for 5 seconds
+ESCALATION_RETRY_FOR = 3600.0  # seconds a flagged case the team could not be given is retried
+# faults that pass: the team's board (Redis) or Telegram is briefly unreachable
+_LATER = (StoreUnavailableError, RedisError, OSError, TelegramNetworkError, TelegramServerError)
 
 
 class PatientUnreachableError(Exception):
@@ -62,6 +73,8 @@ class Delivery:
     ) -> None:
         self.policy = policy or DeliveryPolicy()
         self.escalations: EscalationSink = escalations or LogEscalations()
+        self._later: set[asyncio.Task[None]] = set()  # escalations waiting for storage to return
+        self.metrics: Metrics | None = None  # set by the runner (bot/telegram/health.py)
 
     async def send(
         self,
@@ -76,6 +89,8 @@ class Delivery:
         the id of the last message sent with a keyboard, if the last reply had one.
         `on_unreachable` runs when Telegram says the patient blocked the bot; `message_id` is
         the patient's message this answers (relayed to a doctor who has the case)."""
+        if self.metrics is not None:
+            self.metrics.observe_actions(actions)
         for action in actions:
             if isinstance(action, Reply):
                 continue
@@ -84,6 +99,11 @@ class Delivery:
                     await self.escalations.publish(action)
                 else:
                     await self.escalations.relay(bot, action, chat_id, message_id)
+            except _LATER as exc:
+                if isinstance(action, Escalation):  # e.g. Redis is down: the team hears of it later
+                    self._publish_later(action, exc)
+                else:
+                    log.warning("case %s: a message for the doctor was lost (%s)", action.case_id, _name(exc))
             except Exception:
                 log.exception("case %s could not be passed to the team", action.case_id)
         latest: int | None = None
@@ -135,14 +155,18 @@ class Delivery:
                 message = await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
                 return message.message_id
             except TelegramForbiddenError as exc:
+                self._count(exc)
                 raise PatientUnreachableError(chat_id) from exc
             except TelegramRetryAfter as exc:
+                self._count(exc)
                 delay = float(exc.retry_after)
                 why = f"429, retry after {exc.retry_after}s"
             except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+                self._count(exc)
                 delay = max(0.0, next(backoff))
                 why = type(exc).__name__
             except TelegramAPIError as exc:
+                self._count(exc)
                 log.error("chat %s: Telegram refused a message: %s", chat_id, exc.message)
                 return None
             out_of_time = loop.time() + delay > deadline
@@ -156,7 +180,37 @@ class Delivery:
                 )
                 return None
             log.warning("chat %s: attempt %d failed (%s); retrying in %.1fs", chat_id, attempt, why, delay)
+            if self.metrics is not None:
+                self.metrics.telegram_retry()
             await asyncio.sleep(delay)
+
+    def _publish_later(self, escalation: Escalation, exc: BaseException) -> None:
+        """Keep trying to give the team a flagged case (in this process) for ESCALATION_RETRY_FOR."""
+        log.warning("case %s: not passed to the team yet (%s); retrying", escalation.case_id, _name(exc))
+        task = asyncio.create_task(self._retry_publish(escalation))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    async def _retry_publish(self, escalation: Escalation) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ESCALATION_RETRY_FOR
+        backoff = Backoff(self.policy.backoff)
+        while loop.time() < deadline:
+            await asyncio.sleep(max(0.0, next(backoff)))
+            try:
+                await self.escalations.publish(escalation)
+            except _LATER:
+                continue
+            except Exception:
+                log.exception("case %s could not be passed to the team", escalation.case_id)
+                return
+            log.info("case %s passed to the team after a delay", escalation.case_id)
+            return
+        log.error("case %s: never reached the team (given up)", escalation.case_id)
+
+    def _count(self, exc: BaseException) -> None:
+        if self.metrics is not None:
+            self.metrics.telegram_error(exc)
 
     @asynccontextmanager
     async def typing(self, bot: Bot, chat_id: int) -> AsyncIterator[None]:
@@ -177,3 +231,7 @@ class Delivery:
             except TelegramAPIError as exc:
                 log.debug("chat %s: typing indicator failed: %s", chat_id, exc)
             await asyncio.sleep(TYPING_REFRESH)
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__

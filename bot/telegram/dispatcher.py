@@ -5,7 +5,9 @@ Workflow data (what handlers and middlewares receive by name):
   delivery     Delivery: sends replies with Telegram's faults handled, publishes escalations
   texts        Texts: the frontend's own locale texts (`telegram.*`, `error.temporary`)
   inflight     InFlight: the updates being handled (the runners drain it before stopping)
+  dedupe       Dedupe: each update handled once; updates a dead process left are fed again
   team_desk    TeamDesk, when teams are configured: the team groups' router acts through it
+  rules_keeper RulesKeeper: operators' /reload in a team group
 
 FSM storage and event isolation use Redis (`PatientStorage`, `PatientIsolation`) when a client
 is given, else memory (tests, or a single process that needs no restart safety).
@@ -26,6 +28,8 @@ from aiogram.types import BotCommand
 from redis.asyncio import Redis
 
 from bot.config import Settings
+from bot.rules_keeper import RulesKeeper
+from bot.telegram.dedupe import Dedupe
 from bot.telegram.delivery import Delivery, DeliveryPolicy
 from bot.telegram.escalations import EscalationSink, LogEscalations
 from bot.telegram.inflight import InFlight
@@ -77,6 +81,7 @@ def create_dispatcher(
     escalations: EscalationSink | None = None,
     delivery: Delivery | None = None,
     team_desk: TeamDesk | None = None,
+    rules_keeper: RulesKeeper | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Dispatcher:
     """The dispatcher with the patient router, and the team router when `team_desk` is given.
@@ -84,7 +89,7 @@ def create_dispatcher(
     `clock` drives the flood throttle (tests). Raises MissingTextsError when the locale files
     lack the frontend's texts."""
     options = options or TelegramOptions()
-    texts = Texts(service.rules, service.region)
+    texts = Texts(lambda: service.rules, service.region)
     storage: BaseStorage
     isolation: BaseEventIsolation
     if redis is not None:
@@ -101,12 +106,15 @@ def create_dispatcher(
         delivery=delivery,
         texts=texts,
         inflight=InFlight(),
+        dedupe=Dedupe(redis, working_ttl=options.lock_timeout),
         team_desk=team_desk,
+        rules_keeper=rules_keeper,
     )
     # On arrival, before an update waits for its patient's lock (the FSM middleware): count it,
-    # and stop the model rewording that patient's turn in hand.
+    # drop it if it was delivered before, and stop the model rewording that patient's turn in hand.
     dispatcher.update.outer_middleware.unregister(dispatcher.fsm)
     dispatcher.update.outer_middleware(dispatcher["inflight"])
+    dispatcher.update.outer_middleware(dispatcher["dedupe"])
     dispatcher.update.outer_middleware(Interrupt())
     dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.include_router(
@@ -116,6 +124,8 @@ def create_dispatcher(
         dispatcher.include_router(create_team_router())
     if options.set_commands:
         dispatcher.startup.register(publish_commands)
+    dispatcher.startup.register(dispatcher["dedupe"].start)
+    dispatcher.shutdown.register(dispatcher["dedupe"].stop)
     return dispatcher
 
 

@@ -55,12 +55,17 @@ class ErrorMiddleware(BaseMiddleware):
         inbound: Inbound | None = None
         if isinstance(event, CallbackQuery):  # already answered by the handler, first thing
             chat_id = event.message.chat.id if event.message else event.from_user.id
-            inbound = callback_inbound(event, update_id)
         elif isinstance(event, Message):
             chat_id = event.chat.id
-            inbound = message_inbound(event, update_id)
         else:
             return
+        try:  # reading the update may be what failed: then the apology goes out all the same
+            if isinstance(event, CallbackQuery):
+                inbound = callback_inbound(event, update_id)
+            else:
+                inbound = message_inbound(event, update_id)
+        except Exception as exc:
+            log.error("update %s: unreadable (%s)", update_id, type(exc).__name__)
         hint = inbound.lang_hint if inbound else None
         try:
             if inbound is not None and inbound.kind == "text":

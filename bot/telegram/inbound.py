@@ -43,7 +43,10 @@ def command_name(message: Message) -> str | None:
     entities = message.entities or []
     if not text.startswith("/") or not any(e.type == "bot_command" and e.offset == 0 for e in entities):
         return None
-    return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower()
+    words = text[1:].split(maxsplit=1)
+    if not words:  # a lone "/" (a client may still mark it as a command): plain text
+        return None
+    return words[0].split("@", 1)[0].lower()
 
 
 def message_inbound(message: Message, update_id: int | None) -> Inbound | None:

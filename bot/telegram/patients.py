@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, Update
 
+from bot.telegram.dedupe import Claim
 from bot.telegram.delivery import Delivery
 from bot.telegram.errors import ErrorMiddleware
 from bot.telegram.inbound import callback_inbound, message_inbound
@@ -38,11 +39,19 @@ async def consult(
     *,
     answered: int | None = None,
     message_id: int | None = None,
+    claim: Claim | None = None,
 ) -> None:
     """One turn: the service's answer to `inbound`, sent; `answered` is the message whose
-    keyboard the patient tapped (already taken away); `message_id` the patient's message."""
-    async with delivery.typing(bot, chat_id):
-        actions = await service.handle(inbound)
+    keyboard the patient tapped (already taken away); `message_id` the patient's message.
+    `claim` (bot.telegram.dedupe) keeps the answer until it is sent; a replay after a crash
+    sends the kept answer instead of consulting on the same message twice."""
+    if claim is not None and claim.replayed is not None:
+        actions = claim.replayed
+    else:
+        async with delivery.typing(bot, chat_id):
+            actions = await service.handle(inbound)
+        if claim is not None:
+            await claim.record(actions)
     if not any(isinstance(action, Reply) for action in actions):  # e.g. a doctor has the case
         await delivery.send(bot, chat_id, actions, message_id=message_id)
         return
@@ -67,10 +76,20 @@ async def on_message(
     service: ConsultationService,
     delivery: Delivery,
     state: FSMContext,
+    update_claim: Claim | None = None,
 ) -> None:
     inbound = message_inbound(message, event_update.update_id)
     if inbound is not None:
-        await consult(bot, message.chat.id, inbound, service, delivery, state, message_id=message.message_id)
+        await consult(
+            bot,
+            message.chat.id,
+            inbound,
+            service,
+            delivery,
+            state,
+            message_id=message.message_id,
+            claim=update_claim,
+        )
 
 
 async def on_tap(
@@ -80,6 +99,7 @@ async def on_tap(
     service: ConsultationService,
     delivery: Delivery,
     state: FSMContext,
+    update_claim: Claim | None = None,
 ) -> None:
     with suppress(TelegramAPIError):
         await callback.answer()
@@ -89,7 +109,16 @@ async def on_tap(
     if isinstance(message, Message) and message.reply_markup is not None:
         await _remove_keyboard(bot, message.chat.id, message.message_id)
     inbound = callback_inbound(callback, event_update.update_id)
-    await consult(bot, message.chat.id, inbound, service, delivery, state, answered=message.message_id)
+    await consult(
+        bot,
+        message.chat.id,
+        inbound,
+        service,
+        delivery,
+        state,
+        answered=message.message_id,
+        claim=update_claim,
+    )
 
 
 async def _remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:

@@ -7,8 +7,9 @@ SIGTERM or SIGINT; updates in hand are given `STOP_GRACE` seconds to finish.
 TELEGRAM_API_BASE points the bot at a local Bot API server. In webhook mode Telegram's
 `X-Telegram-Bot-Api-Secret-Token` header is checked on every request (aiogram's
 SimpleRequestHandler); the secret is WENZHEN_TELEGRAM_WEBHOOK_SECRET, or one derived from the bot
-token, so every process of a deployment agrees on it without setup. `/healthz` answers 200 for
-load balancers.
+token, so every process of a deployment agrees on it without setup. `/healthz`, `/readyz` and
+`/metrics` (bot/telegram/health.py) are served on the webhook's port, or in polling mode on
+WENZHEN_METRICS_HOST:WENZHEN_METRICS_PORT.
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bot.app import build_service, open_redis
+from bot.app import build_service, open_redis, redis_store, team_board
 from bot.config import Settings
 from bot.phrasing import open_phraser
+from bot.rules_keeper import RulesKeeper
 from bot.telegram.delivery import Delivery
 from bot.telegram.dispatcher import TelegramOptions, create_dispatcher
+from bot.telegram.health import Probes, add_routes, serve_probes
 from bot.telegram.inflight import InFlight
 from bot.telegram.team_desk import TeamDesk
 from dialog.ruleset import RuleSet
-from storage.redis_store import RedisStore
-from storage.team_board import TeamBoard
+from storage.rules_history import RulesHistory
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def webhook_path(settings: Settings) -> str:
 
 async def serve(settings: Settings, rules: RuleSet) -> None:
     async with open_redis(settings) as redis, open_phraser(settings) as phraser:
-        store = RedisStore(redis, retention_seconds=settings.retention_days * 86400)
+        store = redis_store(settings, redis)
         service = build_service(settings, rules, store, phraser)
         bot = create_bot(settings)
         options = TelegramOptions.from_settings(settings)
@@ -87,7 +89,7 @@ async def serve(settings: Settings, rules: RuleSet) -> None:
         if settings.teams:
             desk = TeamDesk(
                 bot=bot,
-                board=TeamBoard(redis),
+                board=team_board(settings, redis),
                 store=store,
                 roster=settings.roster,
                 service=service,
@@ -96,23 +98,38 @@ async def serve(settings: Settings, rules: RuleSet) -> None:
                 realert_after=timedelta(minutes=settings.team_realert_minutes),
             )
             delivery.escalations = desk
-        dispatcher = create_dispatcher(
-            service, redis=redis, options=options, delivery=delivery, team_desk=desk
+        keeper = RulesKeeper(
+            service,
+            settings.rules_dir,
+            RulesHistory(redis),
+            cases=settings.rules_cases,
+            notify=desk.announce if desk is not None else None,
         )
-        async with _alongside(settings, redis, desk):
+        await keeper.start()
+        dispatcher = create_dispatcher(
+            service, redis=redis, options=options, delivery=delivery, team_desk=desk, rules_keeper=keeper
+        )
+        probes = Probes.wire(dispatcher, redis=redis, service=service, delivery=delivery, phraser=phraser)
+        async with _alongside(settings, redis, desk, keeper):
             if settings.telegram_webhook_url:
-                await run_webhook(dispatcher, bot, settings)
+                await run_webhook(dispatcher, bot, settings, probes)
             else:
-                await run_polling(dispatcher, bot)
+                async with serve_probes(settings.metrics_host, settings.metrics_port, probes):
+                    await run_polling(dispatcher, bot)
 
 
 @asynccontextmanager
-async def _alongside(settings: Settings, redis: Redis, desk: TeamDesk | None) -> AsyncIterator[None]:
-    """What runs beside the bot: the team desk's workers and, if configured, the dashboard."""
+async def _alongside(
+    settings: Settings, redis: Redis, desk: TeamDesk | None, keeper: RulesKeeper
+) -> AsyncIterator[None]:
+    """What runs beside the bot: the team desk's workers, the rules watcher and, if configured,
+    the dashboard."""
     stop = asyncio.Event()
     tasks = []
     if desk is not None:
         tasks = [asyncio.create_task(desk.work(stop)), asyncio.create_task(desk.realert(stop))]
+    if settings.rules_watch:
+        tasks.append(asyncio.create_task(keeper.watch(stop)))
     dashboard = None
     if settings.dashboard_with_serve:
         from dashboard import start_dashboard
@@ -144,11 +161,16 @@ async def run_polling(dispatcher: Dispatcher, bot: Bot) -> None:
         await bot.session.close()
 
 
-async def run_webhook(dispatcher: Dispatcher, bot: Bot, settings: Settings) -> None:
+async def run_webhook(
+    dispatcher: Dispatcher, bot: Bot, settings: Settings, probes: Probes | None = None
+) -> None:
     app = web.Application()
     secret = webhook_secret(settings)
     SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=webhook_path(settings))
-    app.router.add_get(HEALTH_PATH, _health)
+    if probes is not None:  # /healthz, /readyz and /metrics
+        add_routes(app, probes)
+    else:
+        app.router.add_get(HEALTH_PATH, _health)
     setup_application(app, dispatcher, bot=bot)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

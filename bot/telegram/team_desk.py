@@ -25,6 +25,7 @@ from datetime import timedelta
 from aiogram import Bot
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramServerError
+from redis.exceptions import RedisError
 
 from bot.telegram.delivery import Delivery
 from bot.telegram.team_card import TeamTexts, card_buttons, card_text, topic_title
@@ -41,7 +42,14 @@ log = logging.getLogger(__name__)
 
 Summariser = Callable[[Case, Lang], Awaitable[str | None]]  # (case, language) -> SBAR text or None
 REALERT_LOCK_KEY = "team:realert-lock"
-_RETRY_LATER = (StoreUnavailableError, TelegramNetworkError, TelegramServerError, ConnectionError, OSError)
+_RETRY_LATER = (
+    StoreUnavailableError,
+    RedisError,  # Redis down: the worker and the re-alerts wait for it to come back
+    TelegramNetworkError,
+    TelegramServerError,
+    ConnectionError,
+    OSError,
+)
 
 
 class TeamDesk:
@@ -203,7 +211,13 @@ class TeamDesk:
                     break
                 except Exception:
                     log.exception("team action on case %s failed", action.case_id)
-                await self.board.done(entry_id)
+                try:
+                    await self.board.done(entry_id)
+                except _RETRY_LATER as exc:  # carried out, not acknowledged: it may come again
+                    log.warning(
+                        "team action on case %s unacknowledged (%s)", action.case_id, type(exc).__name__
+                    )
+                    break
 
     async def carry_out(self, action: TeamAction) -> None:
         outbound: list[Outbound]

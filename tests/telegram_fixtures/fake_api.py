@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -84,7 +85,7 @@ class FakeBotAPI:
         self.rejected_pushes = 0
         self._updates: list[dict[str, Any]] = []
         self._confirmed = 0  # update ids up to this one are confirmed (getUpdates offset)
-        self._update_ids = itertools.count(1)
+        self._update_ids = itertools.count(random.randint(1, 2**30))  # see updates._ids
         self._message_ids = itertools.count(1)
         self._topic_ids = itertools.count(501)
         self.topics: dict[int, tuple[int, str]] = {}  # topic id -> (chat id, name)
@@ -136,6 +137,13 @@ class FakeBotAPI:
             self._updates.append(update)
             self._changed.notify_all()
         return int(update["update_id"])
+
+    async def redeliver(self, update_id: int) -> None:
+        """As Telegram does when the bot did not confirm an update (it crashed first, or the
+        webhook timed out): that update and every later one are delivered again."""
+        async with self._changed:
+            self._confirmed = min(self._confirmed, update_id - 1)
+            self._changed.notify_all()
 
     def user(self, user_id: int, lang: str = "en") -> FakeUser:
         return FakeUser(self, user_id, lang)

@@ -37,6 +37,7 @@ class BotProcess:
         self.workdir = workdir
         self.webhook_port = webhook_port
         self.log_path = workdir / "bot.log"
+        self.metrics_port = free_port()  # /metrics, /healthz, /readyz in polling mode
         self.env = {
             key: value
             for key, value in os.environ.items()
@@ -52,6 +53,7 @@ class BotProcess:
             WENZHEN_LANGUAGE="en",
             WENZHEN_LOG_LEVEL="INFO",
             WENZHEN_TELEGRAM_REQUEST_TIMEOUT="3",
+            WENZHEN_METRICS_PORT=str(self.metrics_port),
         )
         if redis_url is not None:  # else the bot starts its embedded Redis in the data dir
             self.env["REDIS_URL"] = redis_url
@@ -93,6 +95,11 @@ class BotProcess:
             raise AssertionError(f"the bot exited with {self.process.returncode}:\n{self.log()}")
         exited.cancel()
         await waiting  # raises TimeoutError if it never got ready
+
+    @property
+    def probe_url(self) -> str:
+        """Where /healthz, /readyz and /metrics are served: the webhook's port, else the metrics port."""
+        return f"http://127.0.0.1:{self.webhook_port or self.metrics_port}"
 
     async def healthy(self) -> bool:
         async with (

@@ -72,6 +72,11 @@ class RecordingSession(BaseSession):
         """Messages delivered (failed attempts are in `requests` only)."""
         return list(self.delivered)
 
+    @property
+    def last_message_id(self) -> int:
+        """The id of the last message delivered."""
+        return self._message_id
+
     def names(self) -> list[str]:
         return [r.__api_method__ for r in self.requests]
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from typing import Any
 
-_ids = itertools.count(1)
+# Telegram's ids do not start at 1 either; a random start keeps a rerun on a persistent Redis
+# (REDIS_URL) clear of the update ids the last run marked as handled (bot/telegram/dedupe.py).
+_ids = itertools.count(random.randint(1, 2**30))
 
 
 def next_id() -> int:
