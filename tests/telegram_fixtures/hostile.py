@@ -21,6 +21,7 @@ import json
 import logging
 import random
 import re
+import secrets
 import string
 import time
 import warnings
@@ -234,7 +235,9 @@ class Hostile:
         # a third of the patients mostly cooperate (tap what is offered, answer plainly), so that
         # consultations get deep: follow-up questions, advice, new complaints after advice
         self.cooperative = set(self.rng.sample(self.users, users // 3))
-        self._ids = 0
+        # update ids start anywhere (not from the seed): a rerun on a persistent Redis within the
+        # dedupe window must not look like Telegram redelivering the same updates
+        self._ids = secrets.randbelow(2**30)
 
     def _id(self) -> int:
         self._ids += 1
