@@ -251,8 +251,6 @@ async def main(args: argparse.Namespace) -> None:
             if args.redis_pool:
                 env["WENZHEN_REDIS_MAX_CONNECTIONS"] = str(args.redis_pool)
             bot = BotProcess(api, workdir=tmp / "wenzhen", redis_url=server.url, rules_dir=rules, env=env)
-            if args.command:
-                bot.command = args.command.split()
             await bot.start(within=60)
             assert bot.process is not None
             pid = bot.process.pid
@@ -321,7 +319,6 @@ if __name__ == "__main__":
     parser.add_argument("--patients", type=int, default=1000)
     parser.add_argument("--within", type=float, default=300.0, help="seconds a turn may take at most")
     parser.add_argument("--no-baseline", action="store_true", help="skip the echo bot")
-    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)  # another way to start the bot
     parser.add_argument("--request-timeout", type=float, default=20.0, help="the bot's Bot API timeout")
     parser.add_argument("--redis-pool", type=int, default=None, help="WENZHEN_REDIS_MAX_CONNECTIONS")
     asyncio.run(main(parser.parse_args()))
