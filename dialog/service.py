@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from dialog.advice import advice_text, question_buttons
@@ -74,6 +75,12 @@ MAX_ATTEMPTS = 2
 MAX_UNSAVED_ALARMS = 10_000
 
 
+@dataclass(slots=True)
+class _PatientLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Phrasable:
     """A part of an outgoing reply the model may reword: a question, or the advice body."""
@@ -122,8 +129,22 @@ class ConsultationService:
         self.phrase_kinds = phrase_kinds
         self.guard = OutputGuard(region.numbers)
         self.versions = RuleVersions(rules, region)
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: dict[str, _PatientLock] = {}
         self._unsaved_alarms: dict[str, Case] = {}
+
+    @asynccontextmanager
+    async def _one_at_a_time(self, patient_id: str) -> AsyncIterator[None]:
+        """A patient's events are handled one at a time; the lock goes when nobody holds or
+        waits for it (a long-running bot sees millions of patients)."""
+        entry = self._locks.setdefault(patient_id, _PatientLock())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[patient_id]
 
     # ---- the rules in force ------------------------------------------------------------
 
@@ -162,7 +183,7 @@ class ConsultationService:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Everything the bot says and does in answer to one inbound event."""
         self.interrupt(inbound.patient_id)
-        async with self._locks[inbound.patient_id]:
+        async with self._one_at_a_time(inbound.patient_id):
             token = self.versions.enter(None)
             try:
                 return await self._handle(inbound)
@@ -184,7 +205,7 @@ class ConsultationService:
     async def patient_unreachable(self, patient_id: str) -> None:
         """The frontend cannot reach the patient any more (they blocked the bot): end the
         consultation quietly; nothing is deleted (the patient can come back, or /forget)."""
-        async with self._locks[patient_id]:
+        async with self._one_at_a_time(patient_id):
             try:
                 session = await self.store.load(patient_id)
                 if session is None or session.state is State.CLOSED:
@@ -207,7 +228,7 @@ class ConsultationService:
     async def screen_only(self, inbound: Inbound) -> list[Outbound]:
         """For a message the frontend will not consult on (a flood): the safety screen still runs,
         and an emergency or crisis is answered exactly as `handle` would; otherwise nothing."""
-        async with self._locks[inbound.patient_id]:
+        async with self._one_at_a_time(inbound.patient_id):
             try:
                 session, stored = await self.store.load(inbound.patient_id), True
             except StoreUnavailableError:
@@ -1015,7 +1036,7 @@ class ConsultationService:
         return await self._doctor_turn(patient_id, "left", doctor, "")
 
     async def _doctor_turn(self, patient_id: str, what: str, doctor: str, text: str) -> list[Outbound]:
-        async with self._locks[patient_id]:
+        async with self._one_at_a_time(patient_id):
             session = await self.store.load(patient_id)  # StoreUnavailableError: the caller retries
             if session is None and patient_id in self._unsaved_alarms:  # flagged while storage was down
                 session = Session(patient_id=patient_id)

@@ -60,6 +60,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot.telegram.isolation import KEY_PREFIX
+from bot.telegram.renewal import Renewal
 from dialog.events import Outbound
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class Dedupe(BaseMiddleware):
         data[CLAIM_KEY] = claim
         renewal = None
         if self.redis is not None and claim.journaled:
-            renewal = asyncio.create_task(self._keep(bot, event.update_id))
+            renewal = Renewal(lambda: self._keep(bot, event.update_id), self.working_ttl / 3)
         try:
             result = await handler(event, data)
         except asyncio.CancelledError:  # stopping: left in the journal for the next process
@@ -236,20 +237,19 @@ class Dedupe(BaseMiddleware):
         except _DOWN as exc:
             log.warning("update %d: its answer was not recorded (%s)", update.update_id, type(exc).__name__)
 
-    async def _keep(self, bot: Bot, update_id: int) -> None:
+    async def _keep(self, bot: Bot, update_id: int) -> bool:
         """Renew the claim while the update is handled."""
         assert self._renew is not None
         key = f"{key_prefix(bot.id)}update:{update_id}"
-        while True:
-            await asyncio.sleep(self.working_ttl / 3)
-            try:
-                await self._renew(keys=[key], args=[self.owner, int(self.working_ttl * 1000)])
-            except _DOWN as exc:
-                log.warning("update %d: could not renew its claim (%s)", update_id, type(exc).__name__)
+        try:
+            await self._renew(keys=[key], args=[self.owner, int(self.working_ttl * 1000)])
+        except _DOWN as exc:
+            log.warning("update %d: could not renew its claim (%s)", update_id, type(exc).__name__)
+        return True
 
-    async def _finish(self, bot: Bot, update_id: int, renewal: asyncio.Task[None] | None) -> None:
+    async def _finish(self, bot: Bot, update_id: int, renewal: Renewal | None) -> None:
         if renewal is not None:
-            renewal.cancel()
+            await renewal.stop()
         if self.redis is None:
             key = (bot.id, update_id)
             if key in self._seen:

@@ -31,6 +31,8 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
+from bot.telegram.renewal import Renewal
+
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "wz:tg"
@@ -69,13 +71,11 @@ class PatientIsolation(RedisEventIsolation):
             if not await _acquire(redis_lock):
                 yield
                 return
-            renewal = asyncio.create_task(self._renew(redis_lock))
+            renewal = Renewal(lambda: self._renew(redis_lock), self.timeout / 3)
             try:
                 yield
             finally:
-                renewal.cancel()
-                with suppress(asyncio.CancelledError):
-                    await renewal
+                await renewal.stop()
                 with suppress(LockError, *_DOWN):
                     await redis_lock.release()
 
@@ -91,16 +91,15 @@ class PatientIsolation(RedisEventIsolation):
             if turnstile.users == 0:
                 del self._local[name]
 
-    async def _renew(self, redis_lock: Lock) -> None:
-        while True:
-            await asyncio.sleep(self.timeout / 3)
-            try:
-                await redis_lock.reacquire()
-            except LockError:
-                log.warning("an event lock expired while its event was still being handled")
-                return
-            except _DOWN as exc:
-                log.warning("could not renew an event lock: %s", type(exc).__name__)
+    async def _renew(self, redis_lock: Lock) -> bool:
+        try:
+            await redis_lock.reacquire()
+        except LockError:
+            log.warning("an event lock expired while its event was still being handled")
+            return False
+        except _DOWN as exc:
+            log.warning("could not renew an event lock: %s", type(exc).__name__)
+        return True
 
 
 async def _acquire(redis_lock: Lock) -> bool:
