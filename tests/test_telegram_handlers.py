@@ -544,3 +544,17 @@ async def test_a_new_message_does_not_wait_for_the_model_rewording_the_last_turn
     assert any("120" in m.text for m in emergency)
     asked = await question
     assert any("Is the neck stiff?" in m.text for m in asked)  # the protocol's own wording
+
+
+async def test_an_emergency_written_into_an_edited_message_is_answered(harness: Harness) -> None:
+    patient = harness.patient("en")
+    await patient.say("I have had a fever since yesterday")
+    quiet = updates.message(patient.user_id, "I have had a fever since yesterday, mild", lang="en")
+    quiet["edited_message"] = quiet.pop("message") | {"edit_date": 1}
+    assert await harness.feed(quiet) == []  # an ordinary edit changes nothing
+    alarm = updates.message(patient.user_id, "my husband is unconscious and won't wake up", lang="en")
+    alarm["edited_message"] = alarm.pop("message") | {"edit_date": 1}
+    sent = await harness.feed(alarm)
+    assert len(sent) == 1
+    assert "120" in sent[0].text
+    assert "edited_message" in harness.dispatcher.resolve_used_update_types()

@@ -126,6 +126,24 @@ async def _remove_keyboard(bot: Bot, chat_id: int, message_id: int) -> None:
         await bot.edit_message_reply_markup(chat_id=chat_id, message_id=message_id)
 
 
+async def on_edit(
+    message: Message, event_update: Update, bot: Bot, service: ConsultationService, delivery: Delivery
+) -> None:
+    """An edited message is screened like a new one: an emergency or crisis written into an edit
+    is answered at once. Nothing else changes (the consultation went on from the original)."""
+    inbound = message_inbound(message, event_update.update_id)
+    if inbound is None or inbound.kind != "text":
+        return
+    actions = await service.screen_only(inbound)
+    if actions:
+        await delivery.send(
+            bot,
+            message.chat.id,
+            actions,
+            on_unreachable=lambda: service.patient_unreachable(inbound.patient_id),
+        )
+
+
 def create_router(buckets: TokenBuckets) -> Router:
     """The patient router; a new one per dispatcher (aiogram attaches a router to one parent)."""
     router = Router(name=__name__)
@@ -134,6 +152,9 @@ def create_router(buckets: TokenBuckets) -> Router:
     router.message.middleware(ErrorMiddleware())
     router.message.middleware(ThrottleMiddleware(buckets))
     router.callback_query.middleware(ErrorMiddleware())
+    router.edited_message.filter(F.chat.type == ChatType.PRIVATE, F.from_user.is_bot.is_(False))
+    router.edited_message.middleware(ErrorMiddleware())
     router.message.register(on_message)
+    router.edited_message.register(on_edit)
     router.callback_query.register(on_tap)
     return router
