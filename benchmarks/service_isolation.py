@@ -26,7 +26,7 @@ from clinical import RULES_DIR
 from dialog.events import Inbound
 from dialog.ruleset import load_rules
 from dialog.service import ConsultationService
-from model import Assistant, GenerationQueue, bundled_model_path, create_backend, llama
+from model import Assistant, GenerationQueue, bundled_model_path, create_backend
 from safety import REGIONS
 from storage.memory import MemoryStore
 
@@ -142,16 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", choices=["in-process", "server", "both"], default="both")
-    parser.add_argument(
-        "--worker-niceness",
-        type=int,
-        default=None,
-        help="override the in-process generation thread's nice increment (0: same priority as the loop)",
-    )
     args = parser.parse_args()
-    if args.worker_niceness is not None:
-        llama.WORKER_NICENESS = args.worker_niceness
-    print(f"generation thread nice increment: {llama.WORKER_NICENESS}")
     ratios = {}
     if args.backend in ("in-process", "both"):
         ratios["in-process"] = report(

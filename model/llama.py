@@ -16,7 +16,6 @@ import asyncio
 import importlib.metadata
 import json
 import logging
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -101,9 +100,7 @@ class LlamaBackend:
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelConfigError(f"cannot load model {path}: {exc}") from exc
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"llama-{self.id}", initializer=_lower_priority
-        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.id}")
         self._lock = threading.Lock()
         self._grammars: dict[str, LlamaGrammar] = {}
         self._closed = False
@@ -252,19 +249,3 @@ class LlamaBackend:
             if not self._closed:
                 self._closed = True
                 self._llama.close()
-
-
-WORKER_NICENESS = 10
-
-
-def _lower_priority() -> None:
-    """Generation yields the CPU to the event loop: on Linux a thread's nice value is its own, and
-    the compute threads llama.cpp starts from this one inherit it. So a busy model never delays
-    an emergency reply by competing for a core at the same priority."""
-    if not hasattr(os, "setpriority"):
-        return
-    try:
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + WORKER_NICENESS)
-    except OSError as exc:  # not permitted in some sandboxes: generation still works
-        log.debug("could not lower the generation thread's priority: %s", exc)
