@@ -596,6 +596,9 @@ class _Clock:
         return self.now
 
 
+_ALARM_NUMBERS = frozenset({"120", "12356"})  # the region (cn) of the fuzzed service
+
+
 def _check_sent(message: SendMessage) -> str | None:
     text = message.text
     if not text.strip():
@@ -695,11 +698,11 @@ async def fuzz(count: int, seed: int, store: Store, *, tmp: Path, redis: Any = N
                 report.failure(index, raw, "a private message got no answer")
             if kind == "private_tap" and not any(isinstance(r, AnswerCallbackQuery) for r in requests):
                 report.failure(index, raw, "a tap was not answered")
-            if (
-                kind in ("group", "edited", "other", "no_sender", "bot_sender", "no_content", "malformed")
-                and sent
-            ):
+            if kind in ("group", "other", "no_sender", "bot_sender", "no_content", "malformed") and sent:
                 report.failure(index, raw, f"a {kind} update was answered")
+            # an edit is screened: only an emergency or crisis reply (with its number) may answer it
+            if kind == "edited" and not all(any(n in m.text for n in _ALARM_NUMBERS) for m in sent):
+                report.failure(index, raw, "an edited update got an answer other than an alarm")
             if len(session.requests) > 10_000:  # keep memory flat over long runs
                 session.requests.clear()
                 session.delivered.clear()
