@@ -61,6 +61,7 @@ from redis.exceptions import RedisError
 
 from bot.telegram.isolation import KEY_PREFIX
 from bot.telegram.renewal import Renewal
+from bot.telegram.turnstiles import Turnstiles
 from dialog.events import Outbound
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,6 @@ class Claim:
             await self._record(actions)
 
 
-@dataclass
-class _Turnstile:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 class Dedupe(BaseMiddleware):
     """Outer middleware of the dispatcher's updates (before the FSM middleware)."""
 
@@ -133,7 +128,7 @@ class Dedupe(BaseMiddleware):
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.recovered = 0
         self._seen: OrderedDict[tuple[int, int], str] = OrderedDict()  # without Redis
-        self._arrivals: dict[Hashable, _Turnstile] = {}
+        self._arrivals: Turnstiles[Hashable] = Turnstiles()
         self._claim = redis.register_script(_CLAIM) if redis is not None else None
         self._renew = redis.register_script(_RENEW) if redis is not None else None
         self._recovery: asyncio.Task[None] | None = None
@@ -177,15 +172,8 @@ class Dedupe(BaseMiddleware):
         if key is None or key == (None, None):
             yield
             return
-        turnstile = self._arrivals.setdefault(key, _Turnstile())
-        turnstile.users += 1
-        try:
-            async with turnstile.lock:
-                yield
-        finally:
-            turnstile.users -= 1
-            if turnstile.users == 0:
-                del self._arrivals[key]
+        async with self._arrivals.one_at_a_time(key):
+            yield
 
     async def _take(self, bot: Bot, update: Update) -> Claim | None:
         assert self.redis is not None

@@ -18,11 +18,9 @@ only the id of the last keyboard it showed).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram.fsm.storage.base import DefaultKeyBuilder, KeyBuilder, StorageKey
@@ -32,6 +30,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from bot.telegram.renewal import Renewal
+from bot.telegram.turnstiles import Turnstiles
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +40,6 @@ _DOWN = (RedisError, OSError)
 
 def key_builder() -> KeyBuilder:
     return DefaultKeyBuilder(prefix=KEY_PREFIX, with_bot_id=True)
-
-
-@dataclass
-class _Turnstile:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
 
 
 class PatientIsolation(RedisEventIsolation):
@@ -61,12 +54,12 @@ class PatientIsolation(RedisEventIsolation):
         super().__init__(redis, key_builder=key_builder, lock_kwargs={"timeout": timeout, "sleep": poll})
         self.timeout = timeout
         self.poll = poll
-        self._local: dict[str, _Turnstile] = {}
+        self._local: Turnstiles[str] = Turnstiles()
 
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncIterator[None]:
         name = self.key_builder.build(key, "lock")
-        async with self._in_order(name):
+        async with self._local.one_at_a_time(name):
             redis_lock = self.redis.lock(name, timeout=self.timeout, sleep=self.poll, lock_class=Lock)
             if not await _acquire(redis_lock):
                 yield
@@ -78,18 +71,6 @@ class PatientIsolation(RedisEventIsolation):
                 await renewal.stop()
                 with suppress(LockError, *_DOWN):
                     await redis_lock.release()
-
-    @asynccontextmanager
-    async def _in_order(self, name: str) -> AsyncIterator[None]:
-        turnstile = self._local.setdefault(name, _Turnstile())
-        turnstile.users += 1
-        try:
-            async with turnstile.lock:
-                yield
-        finally:
-            turnstile.users -= 1
-            if turnstile.users == 0:
-                del self._local[name]
 
     async def _renew(self, redis_lock: Lock) -> bool:
         try:
