@@ -44,22 +44,9 @@ from redis.asyncio import Redis  # noqa: E402
 from storage.embedded import EmbeddedRedis  # noqa: E402
 from tests.helpers import fixture_rules_dir  # noqa: E402
 from tests.telegram_fixtures import updates  # noqa: E402
-from tests.telegram_fixtures.fake_api import FakeBotAPI, Sent, offers, says  # noqa: E402
+from tests.telegram_fixtures.fake_api import FakeBotAPI, Sent  # noqa: E402
 from tests.telegram_fixtures.process import BotProcess  # noqa: E402
-
-Step = tuple[str, str, Callable[[Sent], bool]]  # (say | tap, text or data, end of the turn)
-
-CONSULTATION: list[Step] = [
-    ("say", "I have had a fever since yesterday", offers("consent:yes")),
-    ("tap", "consent:yes", offers("who:self")),
-    ("tap", "who:self", says("How old")),
-    ("say", "34", offers("sex:F")),
-    ("tap", "sex:F", offers("a:stiff_neck:no")),
-    ("tap", "a:stiff_neck:no", offers("a:drinking:normal")),
-    ("say", "as usual", offers("open:none")),
-    ("tap", "open:none", says("Rest and drink fluids.")),
-]
-ECHO: list[Step] = [("say", f"hello {n}", says(f"hello {n}")) for n in range(len(CONSULTATION))]
+from tests.telegram_fixtures.scripts import CONSULTATION, ECHO, Step  # noqa: E402
 
 
 class LoadAPI(FakeBotAPI):

@@ -40,22 +40,9 @@ sys.path.insert(0, str(ROOT))
 from aiohttp import web  # noqa: E402
 
 from tests.helpers import fixture_rules_dir  # noqa: E402
-from tests.telegram_fixtures.fake_api import FakeBotAPI, FakeUser, Sent, offers, says  # noqa: E402
+from tests.telegram_fixtures.fake_api import FakeBotAPI, FakeUser, says  # noqa: E402
 from tests.telegram_fixtures.process import BotProcess  # noqa: E402
-
-Step = tuple[str, str, Callable[[Sent], bool]]  # (say | tap, text or data, end of the turn)
-
-CONSULTATION: list[Step] = [
-    ("say", "I have had a fever since yesterday", offers("consent:yes")),
-    ("tap", "consent:yes", offers("who:self")),
-    ("tap", "who:self", says("How old")),
-    ("say", "34", offers("sex:F")),
-    ("tap", "sex:F", offers("a:stiff_neck:no")),
-    ("tap", "a:stiff_neck:no", offers("a:drinking:normal")),
-    ("say", "as usual", offers("open:none")),
-    ("tap", "open:none", says("Rest and drink fluids.")),
-]
-ECHO: list[Step] = [("say", f"hello {n}", says(f"hello {n}")) for n in range(len(CONSULTATION))]
+from tests.telegram_fixtures.scripts import CONSULTATION, ECHO, Step  # noqa: E402
 
 
 def run_echo_bot() -> None:

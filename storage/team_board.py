@@ -155,13 +155,7 @@ class TeamBoard:
             ticket = _existing(ticket, case_id)
             check_claim(ticket, member)
             ticket.status, ticket.claimed_by, ticket.claimed_at = TicketStatus.CLAIMED, member.id, utcnow()
-            action = TeamAction(
-                kind="claimed",
-                case_id=case_id,
-                patient_id=ticket.patient_id,
-                member_id=member.id,
-                doctor_name=member.name,
-            )
+            action = _action("claimed", ticket, member)
             return ticket, Change([_entry(case_id, member, via, "claimed")], action)
 
         return await self._transact(case_id, change)
@@ -173,13 +167,7 @@ class TeamBoard:
             ticket = _existing(ticket, case_id)
             check_close(ticket, member)
             ticket.status, ticket.closed_at = TicketStatus.CLOSED, utcnow()
-            action = TeamAction(
-                kind="closed",
-                case_id=case_id,
-                patient_id=ticket.patient_id,
-                member_id=member.id,
-                doctor_name=member.name,
-            )
+            action = _action("closed", ticket, member)
             return ticket, Change([_entry(case_id, member, via, "closed")], action)
 
         return await self._transact(case_id, change)
@@ -190,14 +178,7 @@ class TeamBoard:
         def change(ticket: Ticket | None) -> tuple[Ticket, Change]:
             ticket = _existing(ticket, case_id)
             check_message(ticket, member)
-            action = TeamAction(
-                kind="message",
-                case_id=case_id,
-                patient_id=ticket.patient_id,
-                member_id=member.id,
-                doctor_name=member.name,
-                text=text,
-            )
+            action = _action("message", ticket, member, text)
             return ticket, Change([_entry(case_id, member, via, "message", f"{len(text)} chars")], action)
 
         return await self._transact(case_id, change)
@@ -416,6 +397,19 @@ def _existing(ticket: Ticket | None, case_id: str) -> Ticket:
     if ticket is None:
         raise LookupError(f"no flagged case {case_id}")
     return ticket
+
+
+def _action(
+    kind: Literal["claimed", "message", "closed"], ticket: Ticket, member: Member, text: str = ""
+) -> TeamAction:
+    return TeamAction(
+        kind=kind,
+        case_id=ticket.case_id,
+        patient_id=ticket.patient_id,
+        member_id=member.id,
+        doctor_name=member.name,
+        text=text,
+    )
 
 
 def _entry(case_id: str, member: Member, via: Via, kind: AuditKind, detail: str = "") -> AuditEntry:

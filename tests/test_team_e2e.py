@@ -75,11 +75,20 @@ def _patient(api: FakeBotAPI) -> FakeUser:
 
 
 async def _flag_an_emergency(api: FakeBotAPI, patient: FakeUser) -> int:
-    """The patient writes an emergency; returns the topic opened for the case."""
+    """The patient writes an emergency; returns the topic opened for the case, once its card is
+    there (the team is told alongside the patient's reply, not before it)."""
+    before = set(api.topics)
     await patient.say("my husband is unconscious and won't wake up", until=says("120"))
-    await api.wait_for(lambda: any(m.buttons for m in api.sent_to(GROUP) if m.thread_id is not None))
-    topics = [topic for topic, (chat, _) in api.topics.items() if chat == GROUP]
-    return max(topics)
+    return await _new_topic_with_card(api, before)
+
+
+async def _new_topic_with_card(api: FakeBotAPI, before: set[int]) -> int:
+    def opened() -> list[int]:
+        return [t for t in set(api.topics) - before if any(m.buttons for m in api.in_topic(GROUP, t))]
+
+    await api.wait_for(lambda: bool(opened()))
+    (topic,) = opened()
+    return topic
 
 
 async def _eventually(
@@ -95,7 +104,8 @@ async def _eventually(
 
 
 async def _case_of_topic(board: TeamBoard, topic: int) -> str:
-    case_id = await board.case_of_topic(GROUP, topic)
+    """The case of a topic (recorded just after its card is posted)."""
+    case_id = await _eventually(lambda: board.case_of_topic(GROUP, topic), lambda found: found is not None)
     assert case_id is not None
     return case_id
 
@@ -234,8 +244,7 @@ async def test_a_patients_request_for_a_human_reaches_the_team(
     await patient.tap("consent:yes", until=offers("who:self"))
     topics_before = set(api.topics)
     await patient.command("human", until=says("family-doctor team"))
-    await api.wait_for(lambda: bool(set(api.topics) - topics_before))
-    (topic,) = set(api.topics) - topics_before
+    topic = await _new_topic_with_card(api, topics_before)
     card = next(m for m in api.in_topic(GROUP, topic) if m.buttons)
     assert "patient asked for a doctor" in card.text
     ticket = await board.get(await _case_of_topic(board, topic))

@@ -85,12 +85,43 @@ class Delivery:
         *,
         message_id: int | None = None,
     ) -> int | None:
-        """Escalations first (they never wait for Telegram), then the replies in order. Returns
-        the id of the last message sent with a keyboard, if the last reply had one.
-        `on_unreachable` runs when Telegram says the patient blocked the bot; `message_id` is
-        the patient's message this answers (relayed to a doctor who has the case)."""
+        """The replies in order, and at the same time the team's part (escalations, messages for
+        a doctor who has the case): the patient's emergency reply never waits for the team's
+        Telegram calls, nor the team for a reply being retried. Returns the id of the last
+        message sent with a keyboard, if the last reply had one. `on_unreachable` runs when
+        Telegram says the patient blocked the bot; `message_id` is the patient's message this
+        answers."""
         if self.metrics is not None:
             self.metrics.observe_actions(actions)
+        latest, _ = await asyncio.gather(
+            self._send_replies(bot, chat_id, actions, on_unreachable),
+            self._tell_team(bot, chat_id, actions, message_id),
+        )
+        return latest
+
+    async def _send_replies(
+        self,
+        bot: Bot,
+        chat_id: int,
+        actions: Sequence[Outbound],
+        on_unreachable: Callable[[], Awaitable[None]] | None,
+    ) -> int | None:
+        latest: int | None = None
+        try:
+            for action in actions:
+                if isinstance(action, Reply):
+                    sent = await self.send_reply(bot, chat_id, action)
+                    latest = sent[-1] if action.buttons and sent else None
+        except PatientUnreachableError:
+            log.info("chat %s: the patient blocked the bot; not sending", chat_id)
+            if on_unreachable is not None:
+                await on_unreachable()
+            return None
+        return latest
+
+    async def _tell_team(
+        self, bot: Bot, chat_id: int, actions: Sequence[Outbound], message_id: int | None
+    ) -> None:
         for action in actions:
             if isinstance(action, Reply):
                 continue
@@ -106,18 +137,6 @@ class Delivery:
                     log.warning("case %s: a message for the doctor was lost (%s)", action.case_id, _name(exc))
             except Exception:
                 log.exception("case %s could not be passed to the team", action.case_id)
-        latest: int | None = None
-        try:
-            for action in actions:
-                if isinstance(action, Reply):
-                    sent = await self.send_reply(bot, chat_id, action)
-                    latest = sent[-1] if action.buttons and sent else None
-        except PatientUnreachableError:
-            log.info("chat %s: the patient blocked the bot; not sending", chat_id)
-            if on_unreachable is not None:
-                await on_unreachable()
-            return None
-        return latest
 
     async def send_reply(self, bot: Bot, chat_id: int, reply: Reply) -> list[int]:
         """The ids of the messages sent (one per part of a long text). Raises
