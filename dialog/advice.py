@@ -6,6 +6,8 @@ what is built here, and the safety guard falls back to exactly this text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dialog.events import Button
 from dialog.protocol import Protocol, Question, QuestionType
 from dialog.ruleset import RuleSet
@@ -40,6 +42,7 @@ def advice_text(
     reason: str,
     others: list[str],
     lang: Lang,
+    unsure: Sequence[tuple[Question, Level]] = (),
 ) -> str:
     number = responder.region.emergency_number
     parts = [
@@ -55,6 +58,17 @@ def advice_text(
         parts.append(
             rules.text("advice.watch").get(lang) + "\n" + protocol.safety_net[level].get(lang).strip()
         )
+    if unsure:
+        lines = [
+            rules.text("advice.unsure_item")
+            .get(lang)
+            .format(
+                question=question.ask.get(lang).strip(),
+                level=rules.text(f"level.{sign_level.value}").get(lang).format(number=number),
+            )
+            for question, sign_level in unsure
+        ]
+        parts.append(rules.text("advice.unsure").get(lang) + "\n" + "\n".join(lines))
     if others:
         separator = "、" if lang == "zh" else ", "
         parts.append(rules.text("advice.also").get(lang).format(others=separator.join(others)))

@@ -50,6 +50,8 @@ DIALOG_TEXT_KEYS = (
     "advice.heading",
     "advice.because",
     "advice.watch",
+    "advice.unsure",
+    "advice.unsure_item",
     "advice.also",
     "advice.closing",
     "level.emergency_ambulance",

@@ -36,6 +36,7 @@ from dialog.ruleset import RuleSet
 from dialog.session import Case, Disposition, Pending, Session, Turn
 from dialog.states import State, Trigger, next_state
 from dialog.store import Store, StoreUnavailableError
+from dialog.triage import unconfirmed_signs
 from dialog.understand import (
     agrees,
     decisive,
@@ -944,6 +945,7 @@ class ConsultationService:
             reason=reason,
             others=others,
             lang=turn.lang,
+            unsure=unconfirmed_signs(protocol, case.answers, level) if protocol is not None else (),
         )
         read = dict(decision.read) if decision and decision.rule_id == case.rule else {}
         case.disposition = Disposition(

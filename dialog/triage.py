@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dialog.conditions import Answers
-from dialog.protocol import Protocol, Question, Rule
+from dialog.protocol import Protocol, Question, QuestionType, Rule
 from safety import Level
 
 
@@ -60,6 +60,20 @@ def decide(protocol: Protocol, answers: Answers) -> Decision:
             if best is None or candidate[:2] < best[:2]:
                 best = candidate
     return Decision(protocol, level, deciding, _read(deciding, answers), best[2] if best else None)
+
+
+def unconfirmed_signs(protocol: Protocol, answers: Answers, level: Level) -> list[tuple[Question, Level]]:
+    """Yes/no questions answered `unsure` that would have given a more urgent level had the answer
+    been yes, with that level: the advice names them so the patient knows what to act on."""
+    found: list[tuple[Question, Level]] = []
+    for question in protocol.questions:
+        if question.type is not QuestionType.YES_NO or answers.get(question.id) != "unsure":
+            continue
+        trial = {**answers, question.id: "yes"}
+        fired = [rule.level for rule in protocol.rules if rule.condition.evaluate(trial) is True]
+        if fired and max(fired) > level:
+            found.append((question, max(fired)))
+    return found
 
 
 def _askable(protocol: Protocol, question: Question, answers: Answers, depth: int = 0) -> Question | None:

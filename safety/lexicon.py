@@ -28,7 +28,7 @@ from safety.text import Clauses, is_word_char, normalise_term
 
 GAP_MARK = " ... "
 INCLUDE_MARK = "@"
-MAX_GAP_WORDS = 3
+MAX_GAP_WORDS = 5
 MAX_GAP_CHARS_ZH = 6
 _WORD = re.compile(r"[a-z0-9']+")
 

@@ -278,3 +278,32 @@ async def test_an_unreachable_patient_closes_the_case_quietly(chat: Chat, store:
     assert session.state is State.CLOSED
     assert session.case is not None  # nothing deleted
     assert session.case.transcript[-1].role == "system"
+
+
+async def test_an_unsure_danger_sign_is_named_in_the_advice_with_what_to_do(chat: Chat) -> None:
+    await chat.say("I have had a fever since yesterday")
+    await chat.tap("consent:yes")
+    await chat.tap("who:self")
+    await chat.say("34")
+    await chat.tap("sex:F")
+    stiff_neck = chat.last.text
+    await chat.tap("a:stiff_neck:unsure")
+    await chat.say("as usual")
+    await chat.tap("open:none")
+    advice = chat.last
+    assert advice.triage is not None
+    unsure_block = advice.text.split("You weren't sure about the following")[1]
+    assert stiff_neck.strip() in unsure_block
+    assert "Go to an emergency department now" in unsure_block.split("\n\n")[0]  # what that sign would mean
+
+
+async def test_advice_names_no_unsure_sign_when_every_answer_was_clear(chat: Chat) -> None:
+    await chat.say("I have had a fever since yesterday")
+    await chat.tap("consent:yes")
+    await chat.tap("who:self")
+    await chat.say("34")
+    await chat.tap("sex:F")
+    await chat.tap("a:stiff_neck:no")
+    await chat.say("as usual")
+    await chat.tap("open:none")
+    assert "You weren't sure" not in chat.last.text
