@@ -354,7 +354,8 @@ _FEMALE = re.compile(
     r"|girlfriend|aunt|she|her|woman|female|lady)\b|女儿|闺女|老婆|妻子|妈|母亲|奶奶|外婆|姥姥|姐|妹|孙女|女孩"
     r"|女的|女性|她|婆婆|岳母|女朋友|怀孕|孕"
 )
-_SELF_SEX = re.compile(r"\b\d{1,2}\s*([mf])\b|\b([mf])\s*\d{1,2}\b")
+# "34 m", "f 28"; never the m of "I'm 20 weeks pregnant"
+_SELF_SEX = re.compile(r"\b\d{1,2}\s*([mf])\b|(?<!['’])\b([mf])\s*\d{1,2}\b")
 
 
 # A mother writing about herself while she feeds her baby: "I'm breastfeeding my son", 给宝宝喂奶.

@@ -234,3 +234,16 @@ def test_an_included_concept_must_exist() -> None:
 
 def test_no_late_period_without_the_concept() -> None:
     assert statuses("my last period was 7 weeks ago") == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "sex"),
+    [
+        ("34 m, chest pain", "M"),
+        ("f 28 with a headache", "F"),
+        ("I'm 20 weeks pregnant and have a headache", None),
+        ("i'm 19 and have a sore throat", None),
+    ],
+)
+def test_short_sex_notes_but_not_the_m_of_im(text: str, sex: str | None) -> None:
+    assert read_sex(normalise(text)) == sex
