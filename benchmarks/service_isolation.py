@@ -2,11 +2,18 @@
 
 Through the real consultation service with the bundled model rewording replies: the latency of
 an emergency reply when the model is idle, and when 8 other patients' replies are queued for
-generation at the same moment. Both measured in the same run.
+generation at the same moment. Both measured in the same run, for each of three ways to run the
+same model (one llama.cpp thread each):
 
-    .venv/bin/python benchmarks/service_isolation.py [--rounds 5]
+- `child`: `ProcessLlamaBackend`, llama-cpp-python in a child process over a pipe (the default);
+- `thread`: `LlamaBackend`, llama-cpp-python on a worker thread of the bot's process;
+- `server`: `python -m llama_cpp.server` in a subprocess, reached over HTTP by `HttpBackend`.
 
-Last line: `emergency_busy_idle_ratio: <p50 busy / p50 idle>`.
+    .venv/bin/python benchmarks/service_isolation.py [--rounds 5] [--backend all|child|thread|server]
+        [--rules DIR]
+
+Last line: `emergency_busy_idle_ratio: <p50 busy / p50 idle>` of the default backend (`child`),
+or of the only one measured.
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ import asyncio
 import socket
 import statistics
 import subprocess
-import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -27,11 +34,17 @@ from dialog.events import Inbound
 from dialog.ruleset import load_rules
 from dialog.service import ConsultationService
 from model import Assistant, GenerationQueue, bundled_model_path, create_backend
+from model.llama import python_module_command
 from safety import REGIONS
 from storage.memory import MemoryStore
 
 BUSY_PATIENTS = 8
 EMERGENCY = "my husband collapsed and is not breathing"
+VARIANTS = {
+    "child": "child process (ProcessLlamaBackend over a pipe, the default)",
+    "thread": "in process (LlamaBackend on a worker thread)",
+    "server": "llama_cpp.server subprocess over HTTP",
+}
 
 
 async def prepare(service: ConsultationService, patient: str) -> None:
@@ -60,9 +73,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         port = probe.getsockname()[1]
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
+            # loads the model without llama.cpp's extra CPU buffers where those crash
+            *python_module_command("llama_cpp.server"),
             "--model",
             str(bundled_model_path()),
             "--host",
@@ -89,11 +101,15 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("llama_cpp.server did not start")
 
 
-async def measure(backend_spec: str, rounds: int) -> tuple[list[float], list[float], list[int]]:
-    rules = load_rules(RULES_DIR)
+async def measure(
+    backend_spec: str, rounds: int, process: str = "child", rules_dir: Path = RULES_DIR
+) -> tuple[list[float], list[float], list[int]]:
+    rules = load_rules(rules_dir)
     store = MemoryStore()
     plain = ConsultationService(rules, store, REGIONS["cn"], default_lang="en")
-    backend = await asyncio.to_thread(create_backend, backend_spec, n_threads=1, languages=("en",))
+    backend = await asyncio.to_thread(
+        create_backend, backend_spec, n_threads=1, languages=("en",), process=process
+    )
     assert backend is not None
     queue = GenerationQueue(backend, max_pending=64)
     phraser = AssistantPhraser(Assistant(queue, phrase_deadline_s=30.0, read_answers=False))
@@ -116,6 +132,7 @@ async def measure(backend_spec: str, rounds: int) -> tuple[list[float], list[flo
         busy.append(await emergency_latency(service, f"emergency-{round_number}"))
         await asyncio.gather(*load)
     await queue.aclose()
+    await backend.aclose()
     return idle, busy, queued
 
 
@@ -141,23 +158,26 @@ def report(name: str, idle: list[float], busy: list[float], queued: list[int]) -
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--backend", choices=["in-process", "server", "both"], default="both")
+    parser.add_argument("--backend", choices=[*VARIANTS, "all"], default="all")
+    parser.add_argument("--rules", type=Path, default=RULES_DIR, help="rules directory (default: clinical/)")
     args = parser.parse_args()
     ratios = {}
-    if args.backend in ("in-process", "both"):
-        ratios["in-process"] = report(
-            "in-process (llama.cpp in a worker thread)", *asyncio.run(measure("bundled", args.rounds))
-        )
-    if args.backend in ("server", "both"):
-        process, url = start_server()
-        try:
-            ratios["server"] = report(
-                "llama_cpp.server subprocess over HTTP", *asyncio.run(measure(url, args.rounds))
+    for variant, name in VARIANTS.items():
+        if args.backend not in (variant, "all"):
+            continue
+        if variant == "server":
+            process, url = start_server()
+            try:
+                ratios[variant] = report(name, *asyncio.run(measure(url, args.rounds, rules_dir=args.rules)))
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+        else:
+            ratios[variant] = report(
+                name, *asyncio.run(measure("bundled", args.rounds, variant, rules_dir=args.rules))
             )
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-    headline = ratios.get("in-process", next(iter(ratios.values())))
+    print("busy/idle p50 by backend: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    headline = ratios.get("child", next(iter(ratios.values())))
     print(f"emergency_busy_idle_ratio: {headline:.2f}")
 
 

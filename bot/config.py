@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     model_threads: int | None = Field(default=None, ge=1, le=256)  # default: leave a core to the event loop
     model_context: int = Field(default=4096, ge=512, le=262144)
     model_gpu_layers: int = Field(default=0, ge=-1)
+    # where a GGUF model generates: its own child process (the bot's event loop never waits for the
+    # GIL behind llama-cpp-python's token loop), or a worker thread of the bot's process
+    model_process: Literal["child", "thread"] = "child"
     model_phrase_seconds: float = Field(default=8.0, gt=0, le=120)
     # what the model may reword; default: advice only for the bundled 135M model (its rewordings
     # of questions can change their meaning), questions and advice for any other model

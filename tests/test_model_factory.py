@@ -14,6 +14,7 @@ from model import (
     HttpBackend,
     LlamaBackend,
     ModelConfigError,
+    ProcessLlamaBackend,
     bundled_model_path,
     create_backend,
     supports,
@@ -26,16 +27,17 @@ def test_none_means_templates_only() -> None:
     assert not supports(None, "en")
 
 
-async def test_bundled_is_the_english_only_smollm2_in_process() -> None:
-    backend = create_backend(n_ctx=512, warm_up=False)
-    assert isinstance(backend, LlamaBackend)
+@pytest.mark.parametrize(("process", "kind"), [("child", ProcessLlamaBackend), ("thread", LlamaBackend)])
+async def test_bundled_is_the_english_only_smollm2(process: str, kind: type[Backend]) -> None:
+    backend = create_backend(n_ctx=512, warm_up=False, process=process)  # type: ignore[arg-type]
+    assert isinstance(backend, kind)
     try:
         assert isinstance(backend, Backend)
         assert backend.id == "smollm2-135m-instruct"
         assert backend.languages == frozenset({"en"})
         assert supports(backend, "en")
         assert not supports(backend, "zh")
-        assert backend.path == bundled_model_path()
+        assert backend.path == bundled_model_path()  # type: ignore[attr-defined]
         text = await backend.complete(
             [ChatMessage(role="user", content="Hi")], GenerationOptions(max_tokens=2)
         )
@@ -48,12 +50,15 @@ async def test_bundled_is_the_english_only_smollm2_in_process() -> None:
 
 def test_a_gguf_path_loads_that_file_trusted_with_both_languages(tmp_path: Path) -> None:
     backend = create_backend(str(bundled_model_path()), model_name="local", n_ctx=512, warm_up=False)
-    assert isinstance(backend, LlamaBackend)
+    assert isinstance(backend, ProcessLlamaBackend)
     try:
         assert backend.id == "local"
         assert backend.languages == frozenset({"en", "zh"})
     finally:
         backend.close()
+    threaded = create_backend(str(bundled_model_path()), n_ctx=512, warm_up=False, process="thread")
+    assert isinstance(threaded, LlamaBackend)
+    threaded.close()
     missing = tmp_path / "missing.gguf"
     with pytest.raises(ModelConfigError, match=r"missing\.gguf.*no such model file"):
         create_backend(str(missing))
@@ -78,3 +83,8 @@ async def test_an_url_is_an_openai_compatible_server() -> None:
 def test_anything_else_is_refused_with_the_setting_named(spec: str) -> None:
     with pytest.raises(ModelConfigError, match=r"WENZHEN_MODEL=.*expected `bundled`, `none`"):
         create_backend(spec)
+
+
+def test_an_unknown_process_choice_is_refused_with_the_setting_named() -> None:
+    with pytest.raises(ModelConfigError, match=r"WENZHEN_MODEL_PROCESS='fork'.*`child` or `thread`"):
+        create_backend("bundled", process="fork")  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from model import (
     read_answer,
 )
 from model.http import api_root
+from model.llama import python_module_command
 
 API_KEY = "test-key"
 GREETING = [
@@ -54,9 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
+        *python_module_command("llama_cpp.server"),  # without llama.cpp's CPU buffers where they crash
         "--model",
         str(bundled_model_path()),
         "--host",
