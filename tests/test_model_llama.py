@@ -1,6 +1,7 @@
-"""The in-process llama.cpp backend with the real bundled SmolLM2-135M model (loaded once for the
-module; generations kept short): text, streaming, JSON-schema constrained output, cancellation,
-and an event loop that keeps running while the model works."""
+"""Both llama.cpp backends (worker thread and child process) with the real bundled SmolLM2-135M
+model (loaded once per backend for the module; generations kept short): text, streaming,
+JSON-schema constrained output, cancellation, and an event loop that keeps running while the
+model works."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from model import (
     LlamaBackend,
     ModelConfigError,
     PhrasePlan,
+    ProcessLlamaBackend,
     ReadRequest,
     bundled_model_path,
     read_answer,
     sbar,
 )
 
+Gguf = LlamaBackend | ProcessLlamaBackend
 GREETING = [
     ChatMessage(role="system", content="You are a helpful assistant."),
     ChatMessage(role="user", content="Say hello to a patient in one short sentence."),
@@ -48,12 +51,12 @@ ODD_SCHEMA = {
 ENDLESS_SCHEMA = {"type": "array", "items": {"type": "integer"}, "minItems": 400}
 
 
-@pytest.fixture(scope="module")
-def llama() -> Iterator[LlamaBackend]:
+@pytest.fixture(scope="module", params=["thread", "child"])
+def llama(request: pytest.FixtureRequest) -> Iterator[Gguf]:
+    """Both GGUF backends: in this process on a worker thread, and in a child process (the default)."""
+    kind = LlamaBackend if request.param == "thread" else ProcessLlamaBackend
     # one thread, as production runs it on small machines: a core stays free for the event loop
-    backend = LlamaBackend(
-        bundled_model_path(), model_id="smollm2", languages={"en"}, n_ctx=2048, n_threads=1
-    )
+    backend = kind(bundled_model_path(), model_id="smollm2", languages={"en"}, n_ctx=2048, n_threads=1)
     yield backend
     backend.close()
 
@@ -67,7 +70,9 @@ def test_the_bundled_model_is_found_without_importing_its_package() -> None:
     assert out.strip().endswith(".gguf")
 
 
-async def test_complete_and_stream_give_the_same_greedy_text(llama: LlamaBackend) -> None:
+async def test_complete_and_stream_give_the_same_greedy_text(
+    llama: LlamaBackend | ProcessLlamaBackend,
+) -> None:
     text = await llama.complete(GREETING, GREEDY)
     chunks = [chunk async for chunk in llama.stream(GREETING, GREEDY)]
     assert text.strip()
@@ -75,7 +80,7 @@ async def test_complete_and_stream_give_the_same_greedy_text(llama: LlamaBackend
     assert "".join(chunks) == text
 
 
-async def test_json_schema_constrains_the_output(llama: LlamaBackend) -> None:
+async def test_json_schema_constrains_the_output(llama: Gguf) -> None:
     messages = [ChatMessage(role="user", content="What is the capital of France?")]
     for _ in range(2):  # the second call reuses the cached grammar
         reply = json.loads(await llama.complete(messages, GenerationOptions(max_tokens=40), ODD_SCHEMA))
@@ -84,7 +89,9 @@ async def test_json_schema_constrains_the_output(llama: LlamaBackend) -> None:
         assert isinstance(reply["count"], int)
 
 
-async def test_the_event_loop_keeps_ticking_while_queued_generations_run(llama: LlamaBackend) -> None:
+async def test_the_event_loop_keeps_ticking_while_queued_generations_run(
+    llama: LlamaBackend | ProcessLlamaBackend,
+) -> None:
     ticks: list[float] = []
 
     async def heartbeat() -> None:
@@ -108,7 +115,9 @@ async def test_the_event_loop_keeps_ticking_while_queued_generations_run(llama: 
     assert max(gaps) < 0.1, f"the loop stalled for {max(gaps):.3f} s"
 
 
-async def test_cancelling_stops_the_generation_between_tokens(llama: LlamaBackend) -> None:
+async def test_cancelling_stops_the_generation_between_tokens(
+    llama: LlamaBackend | ProcessLlamaBackend,
+) -> None:
     messages = [ChatMessage(role="user", content="List numbers.")]
     long_run = asyncio.create_task(
         llama.complete(messages, GenerationOptions(max_tokens=1500), ENDLESS_SCHEMA)
@@ -123,7 +132,7 @@ async def test_cancelling_stops_the_generation_between_tokens(llama: LlamaBacken
     assert time.monotonic() - t0 < 3.0
 
 
-async def test_closing_a_stream_early_stops_the_generation(llama: LlamaBackend) -> None:
+async def test_closing_a_stream_early_stops_the_generation(llama: Gguf) -> None:
     messages = [ChatMessage(role="user", content="List numbers.")]
     stream = llama.stream(messages, GenerationOptions(max_tokens=1500), ENDLESS_SCHEMA)
     received = []
@@ -138,13 +147,15 @@ async def test_closing_a_stream_early_stops_the_generation(llama: LlamaBackend) 
     assert time.monotonic() - t0 < 3.0
 
 
-async def test_concurrent_requests_are_served_one_after_the_other(llama: LlamaBackend) -> None:
+async def test_concurrent_requests_are_served_one_after_the_other(
+    llama: LlamaBackend | ProcessLlamaBackend,
+) -> None:
     alone = await llama.complete(GREETING, GREEDY)
     together = await asyncio.gather(*(llama.complete(GREETING, GREEDY) for _ in range(3)))
     assert together == [alone] * 3
 
 
-async def test_errors_become_backend_errors(llama: LlamaBackend) -> None:
+async def test_errors_become_backend_errors(llama: Gguf) -> None:
     huge = [ChatMessage(role="user", content="word " * 5000)]  # far over n_ctx=2048
     with pytest.raises(BackendError, match="generation failed"):
         await llama.complete(huge, GenerationOptions(max_tokens=4))
@@ -154,7 +165,9 @@ async def test_errors_become_backend_errors(llama: LlamaBackend) -> None:
         LlamaBackend("/nonexistent/model.gguf")
 
 
-async def test_structured_reading_with_the_real_model_always_validates(llama: LlamaBackend) -> None:
+async def test_structured_reading_with_the_real_model_always_validates(
+    llama: LlamaBackend | ProcessLlamaBackend,
+) -> None:
     requests = [
         ReadRequest(
             question="Do you have a fever?", kind="yes_no", lang="en", patient_text="no, I feel fine"
@@ -180,7 +193,7 @@ async def test_structured_reading_with_the_real_model_always_validates(llama: Ll
         assert answer.kind == request.kind
 
 
-async def test_the_assistant_with_the_real_model(llama: LlamaBackend) -> None:
+async def test_the_assistant_with_the_real_model(llama: Gguf) -> None:
     async with GenerationQueue(llama) as queue:
         assistant = Assistant(queue, phrase_deadline_s=30)
         plan = PhrasePlan(kind="question", lang="en", text="Is the pain worse when you breathe in?")
@@ -193,7 +206,7 @@ async def test_the_assistant_with_the_real_model(llama: LlamaBackend) -> None:
         assert zh.waited_s == 0
 
 
-async def test_an_sbar_note_from_the_real_model(llama: LlamaBackend) -> None:
+async def test_an_sbar_note_from_the_real_model(llama: Gguf) -> None:
     case = CaseSummary(
         lang="en",
         level="see a doctor within 24 hours",
