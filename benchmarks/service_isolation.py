@@ -2,8 +2,14 @@
 
 Through the real consultation service with the bundled model rewording replies: the latency of
 an emergency reply when the model is idle, and when 8 other patients' replies are queued for
-generation at the same moment. Both measured in the same run, for each of three ways to run the
-same model (one llama.cpp thread each):
+generation at the same moment. Each round brings 8 patients to the same point and sends each a
+message, then the emergency; the rounds alternate between the model idle (the 8 messages are
+answered without rewording, so the bot did the same work and only the model is missing) and
+busy (their rewording is queued, and the emergency arrives right after the 8th is). A third
+figure, the emergency repeated back to back with nothing in between, is printed too: the ratio
+against it adds the cost of the bot's own caches going cold between patients to the model's.
+All measured in the same run, for each of three ways to run the same model (one llama.cpp
+thread each):
 
 - `child`: `ProcessLlamaBackend`, llama-cpp-python in a child process over a pipe (the default);
 - `thread`: `LlamaBackend`, llama-cpp-python on a worker thread of the bot's process;
@@ -12,8 +18,8 @@ same model (one llama.cpp thread each):
     .venv/bin/python benchmarks/service_isolation.py [--rounds 5] [--backend all|child|thread|server]
         [--rules DIR]
 
-Last line: `emergency_busy_idle_ratio: <p50 busy / p50 idle>` of the default backend (`child`),
-or of the only one measured.
+Last line: `emergency_busy_idle_ratio: <p50 busy / p50 idle>` (idle: the alternating idle rounds) of
+the default backend (`child`), or of the only one measured.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -34,6 +41,7 @@ from dialog.events import Inbound
 from dialog.ruleset import load_rules
 from dialog.service import ConsultationService
 from model import Assistant, GenerationQueue, bundled_model_path, create_backend
+from model.factory import Process
 from model.llama import python_module_command
 from safety import REGIONS
 from storage.memory import MemoryStore
@@ -101,9 +109,16 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("llama_cpp.server did not start")
 
 
+class Latencies(NamedTuple):
+    back_to_back: list[float]
+    idle: list[float]
+    busy: list[float]
+    queued: list[int]
+
+
 async def measure(
-    backend_spec: str, rounds: int, process: str = "child", rules_dir: Path = RULES_DIR
-) -> tuple[list[float], list[float], list[int]]:
+    backend_spec: str, rounds: int, process: Process = "child", rules_dir: Path = RULES_DIR
+) -> Latencies:
     rules = load_rules(rules_dir)
     store = MemoryStore()
     plain = ConsultationService(rules, store, REGIONS["cn"], default_lang="en")
@@ -115,25 +130,34 @@ async def measure(
     phraser = AssistantPhraser(Assistant(queue, phrase_deadline_s=30.0, read_answers=False))
     service = ConsultationService(rules, store, REGIONS["cn"], default_lang="en", phraser=phraser)
 
-    idle = [await emergency_latency(service, f"idle-{i}") for i in range(rounds * 4)]
+    back_to_back = [await emergency_latency(service, f"repeat-{i}") for i in range(rounds * 4)]
+    idle: list[float] = []
     busy: list[float] = []
     queued: list[int] = []
     for round_number in range(rounds):
+        patients = [f"idle-{round_number}-{i}" for i in range(BUSY_PATIENTS)]
+        for patient in patients:
+            await prepare(plain, patient)
+        await asyncio.gather(*(plain.handle(next_answer(p)) for p in patients))
+        idle.append(await emergency_latency(service, f"idle-emergency-{round_number}"))
+
         patients = [f"busy-{round_number}-{i}" for i in range(BUSY_PATIENTS)]
         for patient in patients:
             await prepare(plain, patient)
-        load = [
-            asyncio.create_task(service.handle(Inbound(patient_id=p, kind="button", data="sex:M")))
-            for p in patients
-        ]
+        load = [asyncio.create_task(service.handle(next_answer(p))) for p in patients]
         while queue.pending + queue.running < BUSY_PATIENTS:  # noqa: ASYNC110 (polling a counter)
             await asyncio.sleep(0.005)
         queued.append(queue.pending + queue.running)
-        busy.append(await emergency_latency(service, f"emergency-{round_number}"))
+        busy.append(await emergency_latency(service, f"busy-emergency-{round_number}"))
         await asyncio.gather(*load)
     await queue.aclose()
     await backend.aclose()
-    return idle, busy, queued
+    return Latencies(back_to_back, idle, busy, queued)
+
+
+def next_answer(patient: str) -> Inbound:
+    """The answer after `prepare`: the bot then asks (and, with a phraser, rewords) a question."""
+    return Inbound(patient_id=patient, kind="button", data="sex:M")
 
 
 def ms(values: list[float], q: float) -> float:
@@ -141,16 +165,21 @@ def ms(values: list[float], q: float) -> float:
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def report(name: str, idle: list[float], busy: list[float], queued: list[int]) -> float:
-    ratio = ms(busy, 0.5) / ms(idle, 0.5)
-    print(f"{name}: generations queued or running when the emergency arrived: {queued}")
-    print(
-        f"  idle: n={len(idle)} p50 {ms(idle, 0.5):.2f} ms  max {1000 * max(idle):.2f} ms  "
-        f"mean {1000 * statistics.fmean(idle):.2f} ms"
+def describe(label: str, values: list[float]) -> str:
+    return (
+        f"  {label}: n={len(values)} p50 {ms(values, 0.5):.2f} ms  max {1000 * max(values):.2f} ms  "
+        f"mean {1000 * statistics.fmean(values):.2f} ms"
     )
+
+
+def report(name: str, latencies: Latencies) -> float:
+    ratio = ms(latencies.busy, 0.5) / ms(latencies.idle, 0.5)
+    print(f"{name}: generations queued or running when the emergency arrived: {latencies.queued}")
+    print(describe("back to back", latencies.back_to_back))
+    print(describe("idle", latencies.idle))
     print(
-        f"  busy: n={len(busy)} p50 {ms(busy, 0.5):.2f} ms  max {1000 * max(busy):.2f} ms  "
-        f"mean {1000 * statistics.fmean(busy):.2f} ms   busy/idle p50 {ratio:.2f}"
+        describe("busy", latencies.busy) + f"   busy/idle p50 {ratio:.2f}"
+        f"   busy/back-to-back p50 {ms(latencies.busy, 0.5) / ms(latencies.back_to_back, 0.5):.2f}"
     )
     return ratio
 
@@ -168,13 +197,14 @@ def main() -> None:
         if variant == "server":
             process, url = start_server()
             try:
-                ratios[variant] = report(name, *asyncio.run(measure(url, args.rounds, rules_dir=args.rules)))
+                ratios[variant] = report(name, asyncio.run(measure(url, args.rounds, rules_dir=args.rules)))
             finally:
                 process.terminate()
                 process.wait(timeout=10)
         else:
+            mode: Process = "thread" if variant == "thread" else "child"
             ratios[variant] = report(
-                name, *asyncio.run(measure("bundled", args.rounds, variant, rules_dir=args.rules))
+                name, asyncio.run(measure("bundled", args.rounds, mode, rules_dir=args.rules))
             )
     print("busy/idle p50 by backend: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     headline = ratios.get("child", next(iter(ratios.values())))

@@ -1,6 +1,7 @@
 """Findings: the concepts a message mentions, each present, denied or only history.
 
-Negation reaches back a few words (or characters) within one clause; history needs an explicit
+Negation reaches back a few words (or characters) within one clause, further across "or" ("no blood
+in sick or black poo", 没有吐血或者黑便); history needs an explicit
 past marker ("ten years ago", "以前", "family history") in the clause and no present marker
 ("now", "again", "现在", "又"). When in doubt a finding stays present: a missed negation costs a
 question, a wrong one can cost a life.
@@ -48,6 +49,8 @@ _EN_PSEUDO_NEGATION = re.compile(
     r"|no (?:better|improvement)|not (?:getting )?better|not improving)\b"
 )
 _EN_NEGATION_WINDOW_WORDS = 4
+_EN_COORDINATED = re.compile(r"\b(?:or|nor)\s*$")  # the finding is the next item of a denied list
+_EN_COORDINATED_WINDOW_WORDS = 8
 _EN_DENIAL = re.compile(r"\b(?:denies|denied|denying|negative for)\b")  # clinical lists: a longer reach
 _EN_DENIAL_WINDOW_WORDS = 8
 _GENERAL_QUESTION_EN = re.compile(
@@ -72,6 +75,8 @@ _ZH_PSEUDO_NEGATION = re.compile(
     r"|特别|分别|区别|差别|别人|别的|性别|告别|类别|个别|识别|鉴别"  # 别 inside a word is no "don't"
 )
 _ZH_NEGATION_WINDOW_CHARS = 4
+_ZH_COORDINATED = re.compile(r"(?:或者|或是|或|还是)\s*$")
+_ZH_COORDINATED_WINDOW_CHARS = 10
 _ZH_AFTER = re.compile(
     r"^(?:已经|都|全|基本|基本上|差不多)?(?:退了|好了|消了|没了|止住了|停了|缓解了|好多了|不疼了|不痛了)"
 )
@@ -171,19 +176,21 @@ def _negated_inside(text: str, match: Match) -> bool:
 
 def _negated_before(before: str) -> bool:
     words = before.split()
-    window = " ".join(words[-_EN_NEGATION_WINDOW_WORDS:])
+    reach = _EN_COORDINATED_WINDOW_WORDS if _EN_COORDINATED.search(before) else _EN_NEGATION_WINDOW_WORDS
+    window = " ".join(words[-reach:])
     cleaned = _EN_PSEUDO_NEGATION.sub(" ", window)
     if _EN_NEGATION.search(cleaned):
         return True
     if _EN_DENIAL.search(" ".join(words[-_EN_DENIAL_WINDOW_WORDS:])):
         return True
-    zh_window = before[-(_ZH_NEGATION_WINDOW_CHARS + 2) :]
+    zh_reach = _ZH_COORDINATED_WINDOW_CHARS if _ZH_COORDINATED.search(before) else _ZH_NEGATION_WINDOW_CHARS
+    zh_window = before[-(zh_reach + 2) :]
     zh_cleaned = _ZH_PSEUDO_NEGATION.sub("#", zh_window)
     cues = list(_ZH_NEGATION.finditer(zh_cleaned))
     if not cues:
         return False
     gap = zh_cleaned[cues[-1].end() :]
-    return len(gap.replace(" ", "")) <= _ZH_NEGATION_WINDOW_CHARS and "#" not in gap
+    return len(gap.replace(" ", "")) <= zh_reach and "#" not in gap
 
 
 def _negated_after(after: str) -> bool:

@@ -57,6 +57,17 @@ def statuses(text: str) -> dict[str, Status]:
         ("我不知道是不是发烧", {"fever": Status.PRESENT}),
         ("孩子特别发烧", {"fever": Status.PRESENT}),
         ("别的都好，就是发烧", {"fever": Status.PRESENT}),
+        # a denied list reaches across "or" further than a plain negation does
+        (
+            "no vomiting at all last night or chest pain",
+            {"vomiting": Status.NEGATED, "chest_pain": Status.NEGATED},
+        ),
+        (
+            "no vomiting at all last night and chest pain",
+            {"vomiting": Status.NEGATED, "chest_pain": Status.PRESENT},
+        ),
+        ("没有吐过血的情况或者胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.NEGATED}),
+        ("没有吐过血的情况，胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.PRESENT}),
     ],
 )
 def test_findings(text: str, expected: dict[str, Status]) -> None:
