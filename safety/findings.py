@@ -75,7 +75,8 @@ _ZH_PSEUDO_NEGATION = re.compile(
     r"|特别|分别|区别|差别|别人|别的|性别|告别|类别|个别|识别|鉴别"  # 别 inside a word is no "don't"
 )
 _ZH_NEGATION_WINDOW_CHARS = 4
-_ZH_COORDINATED = re.compile(r"(?:或者|或是|或|还是)\s*[^\s，,。]{0,2}$")  # 或者拉黑便: a verb may follow
+# 或者拉黑便: a verb may follow; not 还是 ("still": 没怎么好还是喘不上气) nor 或许 ("perhaps")
+_ZH_COORDINATED = re.compile(r"(?:或者|或是|或(?!许))\s*[^\s，,。]{0,2}$")
 _ZH_COORDINATED_WINDOW_CHARS = 10
 _ZH_AFTER = re.compile(
     r"^(?:已经|都|全|基本|基本上|差不多)?(?:退了|好了|消了|没了|止住了|停了|缓解了|好多了|不疼了|不痛了)"

@@ -68,6 +68,7 @@ def statuses(text: str) -> dict[str, Status]:
         ),
         ("没有吐过血的情况或者胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.NEGATED}),
         ("没有吐过血的情况，胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.PRESENT}),
+        ("吃了药没怎么好还是喘不上气", {"breathless": Status.PRESENT}),
     ],
 )
 def test_findings(text: str, expected: dict[str, Status]) -> None:
