@@ -64,6 +64,7 @@ _PERSONAL_ZH = re.compile(r"我|他|她|孩子|宝宝|儿子|女儿|老公|老�
 _EN_AFTER = re.compile(
     r"^\W*(?:(?:is|are|has|have|'s|has now|is now)\s+)?(?:all\s+)?"
     r"(?:gone|resolved|went away|stopped|settled|cleared up|all better)\b"
+    r"|^\W*(?:home\s+)?tests?\b[^.;,!?]{0,30}?\bnegative\b"  # "pregnancy tests that were all negative"
 )
 
 _ZH_NEGATION = re.compile(r"没有|没|无|不|未|否认|并无|从未|从没|别")
@@ -80,6 +81,7 @@ _ZH_COORDINATED = re.compile(r"(?:或者|或是|或(?!许))\s*[^\s，,。]{0,2}$
 _ZH_COORDINATED_WINDOW_CHARS = 10
 _ZH_AFTER = re.compile(
     r"^(?:已经|都|全|基本|基本上|差不多)?(?:退了|好了|消了|没了|止住了|停了|缓解了|好多了|不疼了|不痛了)"
+    r"|^(?:检测|测试|试纸|检查)[^，,。；！？]{0,6}阴性"  # 新冠检测是阴性
 )
 
 _HISTORY = re.compile(
@@ -195,5 +197,6 @@ def _negated_before(before: str) -> bool:
 
 
 def _negated_after(after: str) -> bool:
-    """ "the fever is gone", "bleeding has stopped", 烧退了: resolved, right after the finding."""
+    """ "the fever is gone", "bleeding has stopped", 烧退了: resolved, right after the finding;
+    "pregnancy test was negative", 新冠检测是阴性: tested for and ruled out."""
     return _EN_AFTER.match(after) is not None or _ZH_AFTER.match(after.strip()) is not None

@@ -69,6 +69,14 @@ def statuses(text: str) -> dict[str, Status]:
         ("没有吐过血的情况或者胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.NEGATED}),
         ("没有吐过血的情况，胸痛", {"vomiting": Status.NEGATED, "chest_pain": Status.PRESENT}),
         ("吃了药没怎么好还是喘不上气", {"breathless": Status.PRESENT}),
+        # a test for it came back negative
+        ("did a stroke test that came back negative", {"stroke": Status.NEGATED}),
+        (
+            "stroke test was negative, but now chest pain",
+            {"stroke": Status.NEGATED, "chest_pain": Status.PRESENT},
+        ),
+        ("中风检测是阴性", {"stroke": Status.NEGATED}),
+        ("stroke test tomorrow", {"stroke": Status.PRESENT}),
     ],
 )
 def test_findings(text: str, expected: dict[str, Status]) -> None:
