@@ -55,7 +55,13 @@ class Casework:
             if protocol.id not in case.protocols:
                 case.protocols.append(protocol.id)
         questions = [q for pid in case.protocols for q in self.rules.protocols[pid].questions]
-        for question_id, value in answers_from_text(screen, questions, case.answers).items():
+        # a question answered "not sure" is still open to what the patient writes later
+        stated = {qid: value for qid, value in case.answers.items() if value != "unsure"}
+        for question_id, value in answers_from_text(screen, questions, stated).items():
+            if value == "unsure":
+                continue
+            if question_id in case.answers:
+                case.restated = True
             self.set_answer(case, self.rules.questions[question_id], value, from_text=True)
 
     def refresh_protocols(self, case: Case) -> None:
@@ -71,6 +77,8 @@ class Casework:
         self._drop_misfits(case)
         if not case.protocols:
             return None
+        if case.restated:
+            case.decide_afresh()
         case.protocols.sort(key=lambda pid: (-self.rules.protocols[pid].match.rank, pid))
         facts = case.facts()
         primary = self.rules.protocols[case.protocols[0]]

@@ -387,7 +387,7 @@ class ConsultationService:
         session.pending = Pending(kind="none")
         level = screen.level or Level.EMERGENCY
         lead = max(screen.flags, key=lambda flag: flag.level.rank)
-        case.raise_level(level, f"redflag.{lead.id}")
+        case.raise_alarm_level(level, f"redflag.{lead.id}")
         if case.protocols and case.who is not None:
             self.casework.next_decision(case)  # a protocol rule that already holds may be more urgent
         case.red_flags.extend(flag.id for flag in new_flags)
@@ -459,6 +459,9 @@ class ConsultationService:
             return
         turn.case.asked.append(f"safety:{flag.id}")
         turn.session.pending = Pending()
+        if turn.session.state is State.ADVICE:
+            self._say(turn, "after.advice")  # the advice stands; nothing more to ask
+            return
         self._advance(turn)
 
     # ---- dispatch ----------------------------------------------------------------------
@@ -1195,7 +1198,7 @@ class ConsultationService:
         case.escalated.extend(key for key in unsaved.escalated if key not in case.escalated)
         case.crisis = case.crisis or unsaved.crisis
         if unsaved.level is not None:
-            case.raise_level(unsaved.level, unsaved.rule or "")
+            case.raise_alarm_level(unsaved.level, unsaved.rule or "")
         if case.disposition is None or (
             unsaved.disposition and unsaved.disposition.level > case.disposition.level
         ):

@@ -80,6 +80,9 @@ class Case(BaseModel):
     open_question_asked: bool = False
     level: Level | None = None
     rule: str | None = None
+    alarm_level: Level | None = None  # from red flags: never lowered
+    alarm_rule: str | None = None
+    restated: bool = False  # an answer given as `unsure` has since been stated: decide afresh
     red_flags: list[str] = Field(default_factory=list)
     crisis: bool = False
     disposition: Disposition | None = None
@@ -109,6 +112,18 @@ class Case(BaseModel):
         """Levels only go up within a case."""
         if self.level is None or level > self.level:
             self.level, self.rule = level, rule
+
+    def raise_alarm_level(self, level: Level, rule: str) -> None:
+        """A red flag's level: the case never goes below it again."""
+        if self.alarm_level is None or level > self.alarm_level:
+            self.alarm_level, self.alarm_rule = level, rule
+        self.raise_level(level, rule)
+
+    def decide_afresh(self) -> None:
+        """Drop the levels that protocols gave so far (alarms stay): an answer given as `unsure`
+        has been stated since, and the level must follow what the patient now says."""
+        self.level, self.rule = self.alarm_level, self.alarm_rule
+        self.restated = False
 
 
 class Session(BaseModel):

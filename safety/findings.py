@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from safety.lexicon import Lexicon, Match
+from safety.lexicon import DENIAL_MARK, Lexicon, Match, overlaps
 from safety.quantities import read_days_since_last_period
 from safety.text import Clauses
 
@@ -52,6 +52,13 @@ _EN_NEGATION_WINDOW_WORDS = 4
 _EN_COORDINATED = re.compile(r"\b(?:or|nor)\s*$")  # the finding is the next item of a denied list
 _EN_COORDINATED_WINDOW_WORDS = 8
 _EN_DENIAL = re.compile(r"\b(?:denies|denied|denying|negative for)\b")  # clinical lists: a longer reach
+# "not having any thoughts of harming myself": a negation governing "thoughts of" (and the like)
+# reaches the thought's object; only right before it, so "not sleeping and having thoughts of" stays
+_EN_DENIED_THOUGHT = re.compile(
+    r"\b(?:no|not|never|without|don'?t|doesn'?t|haven'?t|hasn'?t|aren'?t|isn'?t|nor)\s+"
+    r"(?:(?:having|have|had|got|get|getting|been having|feeling|felt)\s+)?(?:any\s+)?"
+    r"(?:thoughts?|ideas?|urges?|plans?|intentions?|wish(?:es)?)\s+(?:of|about|to)\s*$"
+)
 _EN_DENIAL_WINDOW_WORDS = 8
 _GENERAL_QUESTION_EN = re.compile(
     r"^\W*(?:can|could|does|do|is it|are|what|how|why|when|which|should)\b.*\?\s*$"
@@ -111,8 +118,27 @@ def extract_findings(text: str, lexicon: Lexicon, clauses: Clauses | None = None
     """Every concept mention in `text` (normalised) with its status, and what the engine reads
     from numbers that stands for a concept (a late period)."""
     clauses = clauses or Clauses.of(text)
-    found = [_classify(text, clauses, match) for match in lexicon.find(text, clauses)]
+    matches = lexicon.find(text, clauses)
+    denials = [
+        match
+        for match in matches
+        if match.concept.startswith(DENIAL_MARK) and _status(text, clauses, match) is Status.PRESENT
+    ]
+    found = [Finding(d.concept.removeprefix(DENIAL_MARK), Status.NEGATED, d.start, d.end) for d in denials]
+    for match in matches:
+        if not match.concept.startswith(DENIAL_MARK) and not _inside_denial(match, denials, lexicon):
+            found.append(Finding(match.concept, _status(text, clauses, match), match.start, match.end))
     return found + _late_period(text, lexicon, clauses)
+
+
+def _inside_denial(match: Match, denials: list[Match], lexicon: Lexicon) -> bool:
+    """The concept's own words inside a stated denial are not read: 喘气没问题 holds no 喘气. A
+    denial that is itself denied ("not breathing normally", 不能动 around 能动) hides nothing."""
+    for denial in denials:
+        concept = denial.concept.removeprefix(DENIAL_MARK)
+        if overlaps(match, denial) and match.concept in (concept, *lexicon.includers(concept)):
+            return True
+    return False
 
 
 def _late_period(text: str, lexicon: Lexicon, clauses: Clauses) -> list[Finding]:
@@ -136,7 +162,7 @@ def _late_period(text: str, lexicon: Lexicon, clauses: Clauses) -> list[Finding]
     return [Finding(concept, status, start, end) for concept in concepts]
 
 
-def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
+def _status(text: str, clauses: Clauses, match: Match) -> Status:
     clause_start, clause_end = clauses.start(match.start), clauses.end(match.start)
     before = text[clause_start : match.start]
     after = text[match.end : clause_end]
@@ -152,7 +178,7 @@ def _classify(text: str, clauses: Clauses, match: Match) -> Finding:
         status = Status.HISTORICAL
     else:
         status = Status.PRESENT
-    return Finding(match.concept, status, match.start, match.end)
+    return status
 
 
 def _sentence(text: str, start: int, end: int) -> str:
@@ -185,6 +211,8 @@ def _negated_before(before: str) -> bool:
     if _EN_NEGATION.search(cleaned):
         return True
     if _EN_DENIAL.search(" ".join(words[-_EN_DENIAL_WINDOW_WORDS:])):
+        return True
+    if _EN_DENIED_THOUGHT.search(before):
         return True
     zh_reach = _ZH_COORDINATED_WINDOW_CHARS if _ZH_COORDINATED.search(before) else _ZH_NEGATION_WINDOW_CHARS
     zh_window = before[-(zh_reach + 2) :]

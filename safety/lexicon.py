@@ -4,6 +4,11 @@ Term syntax (docs/protocol-format.md): English terms match whole words, a traili
 matches any ending, and ` ... ` joins parts that must appear in order within one clause with a
 bounded gap. Chinese terms match as written. A term starting with `!` is an exclusion: where it
 matches, its concept does not (想死 is crisis language, 想死你了 is "I miss you so much").
+A term starting with `~` is a denial: a phrase that says the concept is absent ("breathing is
+normal" denies laboured breathing, "no rash" denies a rash that does not fade); where it matches
+and is itself stated, not denied or asked about, the concept is found denied, and the concept's
+own words inside it are not read (喘气没问题, "breathing is no problem", holds 喘气;
+`safety.findings` decides this, as it needs the denial's own status).
 A term `@other_concept` includes another concept: wherever `other_concept` is found, so is this one
 (`pregnant` includes `@missed_period`: a late period is read as a possible pregnancy, whether the
 patient wrote "period is late" or the engine read "last period 7 weeks ago").
@@ -28,6 +33,8 @@ from safety.text import Clauses, is_word_char, normalise_term
 
 GAP_MARK = " ... "
 INCLUDE_MARK = "@"
+EXCLUSION_MARK = "!"
+DENIAL_MARK = "~"
 MAX_GAP_WORDS = 5
 MAX_GAP_CHARS_ZH = 6
 _WORD = re.compile(r"[a-z0-9']+")
@@ -47,6 +54,7 @@ class Term:
     source: str
     parts: tuple[TermPart, ...]
     exclusion: bool = False  # `!term`: where it matches, the concept does not
+    denial: bool = False  # `~term`: where it matches, the concept is denied
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +68,10 @@ class Match:
 
 def parse_term(concept: str, raw: str) -> Term:
     """Split a written term into its parts; raises ValueError for an empty or malformed term."""
-    exclusion = raw.startswith("!")
-    pieces = [piece.strip() for piece in raw.removeprefix("!").split(GAP_MARK.strip())]
+    exclusion = raw.startswith(EXCLUSION_MARK)
+    denial = raw.startswith(DENIAL_MARK)
+    body = raw.removeprefix(EXCLUSION_MARK) if exclusion else raw.removeprefix(DENIAL_MARK)
+    pieces = [piece.strip() for piece in body.split(GAP_MARK.strip())]
     if any(not piece for piece in pieces):
         raise ValueError(f"term {raw!r} has an empty part")
     parts = []
@@ -80,7 +90,7 @@ def parse_term(concept: str, raw: str) -> Term:
                 bound_right=is_word_char(text[-1]) and not prefix,
             )
         )
-    return Term(concept=concept, source=raw, parts=tuple(parts), exclusion=exclusion)
+    return Term(concept=concept, source=raw, parts=tuple(parts), exclusion=exclusion, denial=denial)
 
 
 class Lexicon:
@@ -126,7 +136,7 @@ class Lexicon:
             return []
         clauses = clauses or Clauses.of(text)
         matches = self._raw(text, clauses)
-        excluded = [m for m in matches if m.concept.startswith("!")]
+        excluded = [m for m in matches if m.concept.startswith(EXCLUSION_MARK)]
         found = self._resolve(matches, excluded)
         used: tuple[Correction, ...] = ()
         if self._speller is not None:
@@ -134,11 +144,11 @@ class Lexicon:
             corrected = self._corrected(reading, matches) if reading is not None else []
             if reading is not None and corrected:
                 # an exclusion read only in the corrected text holds only for what was read there
-                excluded += [m for m in corrected if m.concept.startswith("!")]
+                excluded += [m for m in corrected if m.concept.startswith(EXCLUSION_MARK)]
                 extra = [
                     m
                     for m in self._resolve(corrected, excluded)
-                    if not any(x.concept == m.concept and _overlaps(x, m) for x in found)
+                    if not any(x.concept == m.concept and overlaps(x, m) for x in found)
                 ]
                 found += extra
                 used = tuple(c for c in reading.corrections if any(_within(c, m) for m in extra))
@@ -150,10 +160,11 @@ class Lexicon:
     def _resolve(self, matches: list[Match], excluded: list[Match]) -> list[Match]:
         """The matches no exclusion overlaps, and the concepts that include theirs (an exclusion
         of the including concept holds for what it includes too)."""
-        kept = _unexcluded([m for m in matches if not m.concept.startswith("!")], excluded)
-        included = [
+        kept = _unexcluded([m for m in matches if not m.concept.startswith(EXCLUSION_MARK)], excluded)
+        included = [  # a denial is not included: "no rash" denies what the word means, no more
             Match(outer, m.start, m.end, m.gaps, m.corrected)
             for m in kept
+            if not m.concept.startswith(DENIAL_MARK)
             for outer in self.includers(m.concept)
         ]
         return kept + _unexcluded(included, excluded)
@@ -176,7 +187,7 @@ class Lexicon:
             end = reading.to_original(match.end, end=True)
             gaps = tuple((reading.to_original(s), reading.to_original(e, end=True)) for s, e in match.gaps)
             mapped = Match(match.concept, start, end, gaps, corrected=True)
-            if not any(m.concept == mapped.concept and _overlaps(m, mapped) for m in exact):
+            if not any(m.concept == mapped.concept and overlaps(m, mapped) for m in exact):
                 found.append(mapped)
         return found
 
@@ -194,7 +205,9 @@ class Lexicon:
             term = self.terms[term_index]
             if part_index != 0:
                 continue
-            concept = f"!{term.concept}" if term.exclusion else term.concept
+            concept = term.concept
+            if term.exclusion or term.denial:
+                concept = (EXCLUSION_MARK if term.exclusion else DENIAL_MARK) + concept
             if len(term.parts) == 1:
                 matches.extend(Match(concept, start, end) for start, end in spans)
             else:
@@ -210,7 +223,7 @@ class Lexicon:
 def _unexcluded(matches: list[Match], excluded: list[Match]) -> list[Match]:
     if not excluded:
         return matches
-    return [m for m in matches if not any(_overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)]
+    return [m for m in matches if not any(overlaps(m, x) and x.concept[1:] == m.concept for x in excluded)]
 
 
 def _closure(concept: str, included_by: Mapping[str, set[str]]) -> tuple[str, ...]:
@@ -239,7 +252,7 @@ def _within(correction: Correction, match: Match) -> bool:
     return match.start <= correction.start and correction.end <= match.end
 
 
-def _overlaps(a: Match, b: Match) -> bool:
+def overlaps(a: Match, b: Match) -> bool:
     return a.start < b.end and b.start < a.end
 
 

@@ -48,6 +48,9 @@ _MAX_ZH_WORD = 4
 #: Chinese particles: a homophone reading needs a character of the term other than these kept as
 #: written (药了 is no 咬了).
 PARTICLES = frozenset("了的得地着过吗呢吧啊呀哦嘛啦")
+#: A verb's result complement is as little of a term as a particle: 躺到 ("lay awake until") keeps
+#: only the 到 of 烫到 (scalded), so it is no scald.
+COMPLEMENTS = frozenset("到")
 #: Particles that writers swap for one another (疼的厉害 for 疼得厉害): the one such change allowed
 #: to a character of COMMON_CHARACTERS.
 SWAPPED_PARTICLES = frozenset("的得地")
@@ -416,7 +419,9 @@ class _ZhIndex:
         written = text[start:end]
         changed = [start + i for i, char in enumerate(term) if written[i] != char]
         kept = [
-            char for char, want in zip(written, term, strict=True) if char == want and char not in PARTICLES
+            char
+            for char, want in zip(written, term, strict=True)
+            if char == want and char not in PARTICLES | COMPLEMENTS
         ]
         if len(changed) > len(term) // 2 or not kept:
             return False  # 逼疯 is no 被蜂, 药了 no 咬了: a slip changes a character or two, not the word

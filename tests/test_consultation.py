@@ -169,6 +169,47 @@ async def test_a_denied_crisis_gets_a_direct_question_not_silence(chat: Chat) ->
     assert chat.last.expect.question_id == "cough_weeks"
 
 
+async def test_a_denied_crisis_after_the_advice_keeps_the_advice(chat: Chat) -> None:
+    await chat.say("I have had a fever since yesterday")
+    await chat.agree_and_introduce(age="34", sex="F")
+    await chat.tap("a:stiff_neck:no")
+    await chat.say("as usual")
+    await chat.tap("open:none")
+    assert chat.last.purpose == "advice"
+    asked = await chat.say("I don't want to kill myself, just asking about the fever")
+    assert asked[-1].purpose == "safety"
+    replies = await chat.tap("safety:no")
+    assert [r.purpose for r in replies] == ["info"]
+    assert "I've given my advice" in replies[0].text
+
+
+async def test_a_not_sure_answer_follows_what_the_patient_writes_later(chat: Chat) -> None:
+    await chat.say("I have had a fever since yesterday")
+    await chat.agree_and_introduce(age="34", sex="F")
+    await chat.tap("a:stiff_neck:no")
+    await chat.tap("a:drinking:unsure")  # not sure: a doctor today
+    assert chat.last.expect.kind == "open"
+    await chat.say("actually she is drinking fine")
+    await chat.tap("open:none")
+    assert chat.last.triage is not None
+    assert chat.last.triage.level is Level.SELF_CARE
+    assert chat.last.triage.rule == "fever_test.base"
+
+
+async def test_a_not_sure_danger_sign_stated_later_raises_the_level(chat: Chat) -> None:
+    await chat.say("I have a fever")
+    await chat.agree_and_introduce(age="34", sex="F")
+    await chat.tap("a:stiff_neck:no")
+    await chat.say("as usual")
+    assert chat.last.expect.question_id == "fever_days"
+    await chat.tap("a:fever_days:unsure")
+    await chat.say("I counted, it has been 6 days")
+    await chat.tap("open:none")
+    assert chat.last.triage is not None
+    assert chat.last.triage.level is Level.CONSULTATION_24
+    assert chat.last.triage.rule == "fever_test.long"
+
+
 async def test_yes_to_the_safety_question_is_a_crisis(chat: Chat) -> None:
     await chat.say("cough")
     await chat.tap("consent:yes")

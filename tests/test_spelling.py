@@ -237,6 +237,7 @@ def test_chinese_homophones_are_read(rules: RuleSet, text: str, read: dict[str, 
         ("一直用哮喘的激素", "breathlessness"),  # 哮喘 | 的, not 喘得
         ("以前得过肺栓塞，已经停药了", "animal_bite"),  # 药了 is no 咬了
         ("我快被老板逼疯了", "insect_sting"),  # 逼疯 is no 被蜂: a slip changes a character, not the word
+        ("躺到凌晨两点还睡不着", "burn"),  # 躺到 keeps only the complement 到 of 烫到
     ],
 )
 def test_common_chinese_words_are_not_misread(rules: RuleSet, text: str, not_read_as: str) -> None:

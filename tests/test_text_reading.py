@@ -22,7 +22,10 @@ LEXICON = Lexicon(
         "chest_pain": ["chest pain", "pain ... chest", "胸痛", "胸口痛"],
         "stroke": ["stroke", "中风"],
         "vomiting": ["vomit*", "吐"],
-        "breathless": ["can't breathe", "喘不上气"],
+        "breathless": ["can't breathe", "喘不上气", "喘气", "~breathing is normal", "~喘气没问题"],
+        "cant_move": ["不能动", "~能动"],
+        "rash_not_fading": ["rash that doesn't fade", "~no rash"],
+        "self_harm": ["harming myself", "killing myself"],
     }
 )
 
@@ -77,6 +80,19 @@ def statuses(text: str) -> dict[str, Status]:
         ),
         ("中风检测是阴性", {"stroke": Status.NEGATED}),
         ("stroke test tomorrow", {"stroke": Status.PRESENT}),
+        # a denial term says a concept is absent, where it is itself stated
+        ("her breathing is normal", {"breathless": Status.NEGATED}),
+        ("喘气没问题，就是发烧", {"breathless": Status.NEGATED, "fever": Status.PRESENT}),
+        ("喘气很费劲", {"breathless": Status.PRESENT}),
+        ("his breathing is not normal", {}),
+        ("胳膊不能动", {"cant_move": Status.PRESENT}),  # a denied denial hides nothing
+        ("胳膊能动", {"cant_move": Status.NEGATED}),
+        ("no rash, no fever", {"rash_not_fading": Status.NEGATED, "fever": Status.NEGATED}),
+        # a negation governing "thoughts of" reaches what the thoughts are about, and only then
+        ("im not having any thoughts of harming myself", {"self_harm": Status.NEGATED}),
+        ("no thoughts about killing myself", {"self_harm": Status.NEGATED}),
+        ("I'm not sleeping and having thoughts of killing myself", {"self_harm": Status.PRESENT}),
+        ("not eating, thoughts of harming myself", {"self_harm": Status.PRESENT}),
     ],
 )
 def test_findings(text: str, expected: dict[str, Status]) -> None:
