@@ -85,6 +85,7 @@ def statuses(text: str) -> dict[str, Status]:
         ("喘气没问题，就是发烧", {"breathless": Status.NEGATED, "fever": Status.PRESENT}),
         ("喘气很费劲", {"breathless": Status.PRESENT}),
         ("his breathing is not normal", {}),
+        ("his temperature is nowhere near a fever", {"fever": Status.NEGATED}),
         ("胳膊不能动", {"cant_move": Status.PRESENT}),  # a denied denial hides nothing
         ("胳膊能动", {"cant_move": Status.NEGATED}),
         ("no rash, no fever", {"rash_not_fading": Status.NEGATED, "fever": Status.NEGATED}),
