@@ -39,8 +39,8 @@ class Finding:
 
 
 _EN_NEGATION = re.compile(
-    r"\b(?:no|not|never|nothing|without|denies|deny|denied|denying|none|nor|neither|free of|negative for|nowhere"
-    r"|no longer|no more|don'?t|doesn'?t|didn'?t|isn'?t|wasn'?t|hasn'?t|haven'?t|aren'?t"
+    r"\b(?:no|not|never|nothing|without|denies|deny|denied|denying|none|nor|neither|free of|negative for"
+    r"|nowhere|no longer|no more|don'?t|doesn'?t|didn'?t|isn'?t|wasn'?t|hasn'?t|haven'?t|aren'?t"
     r"|hadn'?t|ain'?t)\b"
 )
 _EN_PSEUDO_NEGATION = re.compile(
