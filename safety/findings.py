@@ -70,7 +70,7 @@ _GENERAL_QUESTION_ZH = re.compile(
 _PERSONAL_ZH = re.compile(r"我|他|她|孩子|宝宝|儿子|女儿|老公|老婆|爸|妈|现在|刚才")
 _EN_AFTER = re.compile(
     r"^\W*(?:(?:is|are|has|have|'s|has now|is now)\s+)?(?:all\s+)?"
-    r"(?:gone|resolved|went away|stopped|settled|cleared up|all better)\b"
+    r"(?:gone|resolved|went away|stopp?ed|settled|cleared up|all better)\b"
     r"|^\W*(?:home\s+)?tests?\b[^.;,!?]{0,30}?\bnegative\b"  # "pregnancy tests that were all negative"
 )
 
